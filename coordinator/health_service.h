@@ -1,0 +1,33 @@
+#ifndef LIKENESS_COORDINATOR_HEALTH_SERVICE_H_
+#define LIKENESS_COORDINATOR_HEALTH_SERVICE_H_
+
+#include <chrono>
+#include <string>
+
+#include "protos/likeness.grpc.pb.h"
+
+namespace likeness::coordinator {
+
+// Answers Health with the build version and uptime; the liveness probe workers and users call.
+class HealthService final : public likeness::v1::Coordinator::Service {
+ public:
+  explicit HealthService(std::string version)
+      : version_(std::move(version)), start_(std::chrono::steady_clock::now()) {}
+
+  grpc::Status Health(grpc::ServerContext*, const likeness::v1::HealthRequest*,
+                      likeness::v1::HealthResponse* response) override {
+    response->set_version(version_);
+    response->set_uptime_seconds(std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::steady_clock::now() - start_)
+                                     .count());
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::string version_;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace likeness::coordinator
+
+#endif  // LIKENESS_COORDINATOR_HEALTH_SERVICE_H_

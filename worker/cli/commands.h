@@ -1,0 +1,14 @@
+// The `likeness` subcommands. Each lives in its own <name>_command.cc; likeness_main.cc lists them.
+#ifndef LIKENESS_WORKER_CLI_COMMANDS_H_
+#define LIKENESS_WORKER_CLI_COMMANDS_H_
+
+#include "worker/cli/command.h"
+
+namespace likeness::cli {
+
+Command MakeVersionCommand();
+Command MakeTokenizeCommand();
+
+}  // namespace likeness::cli
+
+#endif  // LIKENESS_WORKER_CLI_COMMANDS_H_
