@@ -1,7 +1,8 @@
 # Helpers that give every target the same shape: warnings, torch usage with one shared
 # precompiled header, and tests labelled by what they need (unit, mpi, integration, gpu).
 
-set(LIKENESS_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+# -Winvalid-pch: a precompiled header that silently stops applying costs minutes of build.
+set(LIKENESS_WARNINGS -Wall -Wextra -Wno-unused-parameter -Winvalid-pch)
 
 # Libtorch's headers cost ~10 s per translation unit. Targets that need them reuse one
 # precompiled header built once by likeness_torch_pch; files that do not need torch live in
@@ -13,7 +14,16 @@ target_compile_options(likeness_torch_pch PUBLIC ${TORCH_CXX_FLAGS})
 target_precompile_headers(likeness_torch_pch PRIVATE <torch/torch.h>)
 
 function(likeness_use_torch target)
-  target_link_libraries(${target} PUBLIC likeness_torch_pch)
+  get_target_property(_type ${target} TYPE)
+  if(_type STREQUAL "EXECUTABLE")
+    # gcc refuses a -fPIC header in a -fPIE translation unit and silently re-reads all of
+    # libtorch (~50 s a file). -fPIC objects link fine into a PIE executable.
+    set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${target} PRIVATE -fPIC)
+    target_link_libraries(${target} PRIVATE likeness_torch_pch)
+  else()
+    target_link_libraries(${target} PUBLIC likeness_torch_pch)
+  endif()
   target_precompile_headers(${target} REUSE_FROM likeness_torch_pch)
 endfunction()
 
