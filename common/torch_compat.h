@@ -14,7 +14,7 @@ inline constexpr int kTorchMinor = TORCH_VERSION_MINOR;
 
 // Float8 dtypes arrived in libtorch 2.1. Where they are missing, safetensors F8 tensors are
 // widened to float32 on load.
-#if TORCH_VERSION_MAJOR >= 2 && TORCH_VERSION_MINOR >= 1 || TORCH_VERSION_MAJOR > 2
+#if (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1) || TORCH_VERSION_MAJOR > 2
 inline constexpr bool kHasFloat8 = true;
 inline constexpr c10::ScalarType kFloat8E4M3 = c10::ScalarType::Float8_e4m3fn;
 inline constexpr c10::ScalarType kFloat8E5M2 = c10::ScalarType::Float8_e5m2;
