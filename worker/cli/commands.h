@@ -8,6 +8,7 @@ namespace likeness::cli {
 
 Command MakeVersionCommand();
 Command MakeTokenizeCommand();
+Command MakePrepareCommand();
 
 }  // namespace likeness::cli
 
