@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <system_error>
+#include <vector>
 
 namespace likeness::testing {
 
@@ -13,6 +16,17 @@ std::string MakeTestTempDir(const std::string& name) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
+}
+
+std::string FirstSubjectDir() {
+  namespace fs = std::filesystem;
+  std::vector<std::string> dirs;
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(DreamBenchDir(), error)) {
+    if (entry.is_directory()) dirs.push_back(entry.path().string());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs.empty() ? "" : dirs.front();
 }
 
 }  // namespace likeness::testing

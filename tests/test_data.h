@@ -24,6 +24,10 @@ inline std::string TokenizerCasesPath() { return DataPath(kTokenizerCasesEnv, "c
 inline std::string BpeVocabPath() { return DataPath(kBpeVocabEnv, "clip/bpe_simple_vocab_16e6.txt.gz"); }
 inline std::string DreamBenchDir() { return DataPath(kDreamBenchDirEnv, "dreambench"); }
 
+// The first subject folder (by name) of the DreamBench-layout data set, or "" if none: tests
+// that need one real subject use it, so any data set of the same layout works.
+std::string FirstSubjectDir();
+
 // A fresh empty folder under the build tree for one test's files.
 std::string MakeTestTempDir(const std::string& name);
 

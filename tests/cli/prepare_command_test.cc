@@ -14,15 +14,6 @@ namespace fs = std::filesystem;
 
 constexpr int kResolution = 64;
 
-std::string FirstSubjectDir() {
-  std::vector<std::string> dirs;
-  for (const auto& entry : fs::directory_iterator(DreamBenchDir())) {
-    if (entry.is_directory()) dirs.push_back(entry.path().string());
-  }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs.empty() ? "" : dirs.front();
-}
-
 TEST(PrepareCommandTest, WritesDatasetAndContactSheetWithParameters) {
   const std::string subject = FirstSubjectDir();
   ASSERT_FALSE(subject.empty()) << "no subject under " << DreamBenchDir();

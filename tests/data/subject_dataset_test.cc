@@ -16,16 +16,6 @@ namespace fs = std::filesystem;
 // Small, so the test decodes real photos but stays fast.
 constexpr int kTestResolution = 128;
 
-// The first DreamBench subject folder (any data set of the same layout works).
-std::string FirstSubjectDir() {
-  std::vector<std::string> dirs;
-  for (const auto& entry : fs::directory_iterator(testing::DreamBenchDir())) {
-    if (entry.is_directory()) dirs.push_back(entry.path().string());
-  }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs.empty() ? "" : dirs.front();
-}
-
 SubjectDatasetOptions Options(const std::string& dir) {
   SubjectDatasetOptions options;
   options.subject_dir = dir;
@@ -36,7 +26,7 @@ SubjectDatasetOptions Options(const std::string& dir) {
 }
 
 TEST(SubjectDatasetTest, BuildsFromRealPhotosWithMicroConditioning) {
-  const std::string dir = FirstSubjectDir();
+  const std::string dir = testing::FirstSubjectDir();
   ASSERT_FALSE(dir.empty()) << "no subject folder under " << testing::DreamBenchDir();
   auto files = ListSubjectImages(dir);
   ASSERT_TRUE(files.ok()) << files.status();
@@ -66,7 +56,7 @@ TEST(SubjectDatasetTest, BuildsFromRealPhotosWithMicroConditioning) {
 }
 
 TEST(SubjectDatasetTest, WriteReadRoundTripAndContactSheet) {
-  auto dataset = BuildSubjectDataset(Options(FirstSubjectDir()));
+  auto dataset = BuildSubjectDataset(Options(testing::FirstSubjectDir()));
   ASSERT_TRUE(dataset.ok()) << dataset.status();
   const std::string path = testing::MakeTestTempDir("subject_roundtrip") + "/dataset.safetensors";
   ASSERT_TRUE(WriteSubjectDataset(path, *dataset).ok());
@@ -90,7 +80,7 @@ TEST(SubjectDatasetTest, WriteReadRoundTripAndContactSheet) {
 }
 
 TEST(SubjectDatasetTest, OneCorruptPhotoFailsNamingIt) {
-  const std::string src = FirstSubjectDir();
+  const std::string src = testing::FirstSubjectDir();
   const std::string dir = testing::MakeTestTempDir("subject_corrupt");
   auto files = ListSubjectImages(src);
   ASSERT_TRUE(files.ok());
@@ -110,10 +100,10 @@ TEST(SubjectDatasetTest, BadInputsGiveClearErrors) {
   const std::string empty = testing::MakeTestTempDir("subject_empty");
   EXPECT_EQ(ListSubjectImages(empty).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ListSubjectImages(empty + "/missing").status().code(), absl::StatusCode::kNotFound);
-  SubjectDatasetOptions options = Options(FirstSubjectDir());
+  SubjectDatasetOptions options = Options(testing::FirstSubjectDir());
   options.resolution = 100;  // not a multiple of 8
   EXPECT_NE(BuildSubjectDataset(options).status().message().find("100"), std::string::npos);
-  options = Options(FirstSubjectDir());
+  options = Options(testing::FirstSubjectDir());
   options.instance_prompt = "   ";
   EXPECT_EQ(BuildSubjectDataset(options).status().code(), absl::StatusCode::kInvalidArgument);
 

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+#include "worker/cli/command.h"
+
 namespace likeness::cli {
 
 // The CLIP BPE vocabulary both SDXL tokenizers use. The default is the shared data folder
@@ -15,6 +18,19 @@ inline constexpr char kDefaultVocabPath[] = "../shared/data/clip/bpe_simple_voca
 inline std::string DefaultVocabPath() {
   const char* value = std::getenv(kVocabEnv);
   return value != nullptr && *value != '\0' ? value : kDefaultVocabPath;
+}
+
+// The --vocab option every command that tokenizes shares; read it with VocabPath(args).
+inline Option VocabOption() {
+  return {"vocab", "PATH",
+          absl::StrCat("CLIP's bpe_simple_vocab_16e6.txt.gz, or a diffusers tokenizer folder "
+                       "(vocab.json + merges.txt); default: $",
+                       kVocabEnv, ", else ", kDefaultVocabPath),
+          ""};
+}
+
+inline std::string VocabPath(const Args& args) {
+  return args.Given("vocab") ? args.Get("vocab") : DefaultVocabPath();
 }
 
 }  // namespace likeness::cli

@@ -21,7 +21,7 @@ int RunPrepare(const Args& args, std::ostream& out, std::ostream& err) {
   data::SubjectDatasetOptions options;
   options.subject_dir = args.Get("subject");
   options.instance_prompt = args.Get("prompt");
-  options.vocab_path = args.Given("vocab") ? args.Get("vocab") : DefaultVocabPath();
+  options.vocab_path = VocabPath(args);
   absl::StatusOr<long long> resolution = args.GetInt("resolution");
   if (!resolution.ok()) {
     err << "prepare: " << resolution.status().message() << "\n";
@@ -87,14 +87,13 @@ Command MakePrepareCommand() {
       "encoders, and writes OUT/dataset.safetensors plus OUT/contact_sheet.png (the crops at a\n"
       "glance, with the settings in its 'parameters' text chunk). A photo that cannot be\n"
       "decoded fails the command with its name: no photo is silently left out.\n"
-      "Prints a JSON summary. The vocabulary defaults to $LIKENESS_BPE_VOCAB, else\n"
-      "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz.";
+      "Prints a JSON summary.";
   command.options = {
       {"subject", "DIR", "folder of 1-1000 photos of the subject", ""},
       {"prompt", "TEXT", "instance prompt, e.g. \"a photo of sks dog\"", ""},
       {"out", "DIR", "where the dataset and contact sheet go (created)", "likeness-dataset"},
       {"resolution", "N", "square training size, a multiple of 8", std::to_string(data::kDefaultResolution)},
-      {"vocab", "PATH", "CLIP BPE vocabulary (.txt.gz or a tokenizer folder)", ""},
+      VocabOption(),
   };
   command.max_positional = 0;
   command.run = RunPrepare;

@@ -41,7 +41,7 @@ int RunTokenize(const Args& args, std::ostream& out, std::ostream& err) {
     return UsageError(err, absl::StrCat("--max-length wants ", text::kMinLength, " to ",
                                         kMaxMaxLength, ", got ", *max_length));
   }
-  const std::string vocab = args.Given("vocab") ? args.Get("vocab") : DefaultVocabPath();
+  const std::string vocab = VocabPath(args);
   absl::StatusOr<text::ClipTokenizer> tokenizer = text::ClipTokenizer::Load(vocab);
   if (!tokenizer.ok()) {
     err << "likeness tokenize: cannot load the vocabulary: " << tokenizer.status().message()
@@ -79,11 +79,7 @@ Command MakeTokenizeCommand() {
       "Example: likeness tokenize --encoder 2 --no-pad \"a photo of sks dog\"\n"
       "  [49406,320,1125,539,48136,1929,49407]");
   command.options = {
-      {"vocab", "PATH",
-       absl::StrCat("CLIP's bpe_simple_vocab_16e6.txt.gz, or a diffusers tokenizer folder "
-                    "(vocab.json + merges.txt); default: $",
-                    kVocabEnv, ", else ", kDefaultVocabPath),
-       ""},
+      VocabOption(),
       {"encoder", "1|2", "1: pad with <|endoftext|> (CLIP ViT-L); 2: pad with 0 (OpenCLIP bigG)",
        kDefaultEncoder},
       {"max-length", "N", "ids per TEXT: truncate (keeping <|endoftext|> last) and pad to N",
