@@ -1,0 +1,1 @@
+// Golden checker for unet: filled in by its component's work.

@@ -1,0 +1,1 @@
+// Golden checker for vae: filled in by its component's work.
