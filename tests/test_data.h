@@ -13,6 +13,7 @@ inline constexpr char kGoldenDirEnv[] = "LIKENESS_GOLDEN_DIR";
 inline constexpr char kTokenizerCasesEnv[] = "LIKENESS_TOKENIZER_CASES";
 inline constexpr char kBpeVocabEnv[] = "LIKENESS_BPE_VOCAB";
 inline constexpr char kDreamBenchDirEnv[] = "LIKENESS_DREAMBENCH_DIR";
+inline constexpr char kSdxlShapesEnv[] = "LIKENESS_SDXL_SHAPES";
 
 inline std::string DataPath(const char* env_var, const std::string& default_under_data) {
   if (const char* value = std::getenv(env_var); value != nullptr && *value != '\0') return value;
@@ -23,6 +24,10 @@ inline std::string GoldenDir() { return DataPath(kGoldenDirEnv, "golden"); }
 inline std::string TokenizerCasesPath() { return DataPath(kTokenizerCasesEnv, "clip/tokenizer_cases.json"); }
 inline std::string BpeVocabPath() { return DataPath(kBpeVocabEnv, "clip/bpe_simple_vocab_16e6.txt.gz"); }
 inline std::string DreamBenchDir() { return DataPath(kDreamBenchDirEnv, "dreambench"); }
+// SDXL base 1.0's state-dict names and shapes per component, as diffusers/transformers build them.
+inline std::string SdxlShapesPath() {
+  return DataPath(kSdxlShapesEnv, "sdxl/sdxl_base_state_dict_shapes.json");
+}
 
 // The first subject folder (by name) of the DreamBench-layout data set, or "" if none: tests
 // that need one real subject use it, so any data set of the same layout works.
