@@ -9,6 +9,7 @@ namespace likeness::cli {
 Command MakeVersionCommand();
 Command MakeTokenizeCommand();
 Command MakePrepareCommand();
+Command MakeInspectCommand();
 
 }  // namespace likeness::cli
 

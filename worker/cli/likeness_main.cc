@@ -16,6 +16,7 @@ constexpr char kAbout[] =
 int main(int argc, char** argv) {
   using namespace likeness::cli;
   const std::vector<Command> commands = {
+      MakeInspectCommand(),
       MakePrepareCommand(),
       MakeTokenizeCommand(),
       MakeVersionCommand(),
