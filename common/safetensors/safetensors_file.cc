@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -44,7 +46,34 @@ class FdCloser {
   int fd_;
 };
 
+// Live mappings (start -> size), so ReleaseMappedPages can tell a mapped view from heap memory,
+// where madvise(MADV_DONTNEED) would zero another allocation's bytes.
+std::mutex& MappingsMutex() {
+  static auto* mutex = new std::mutex();
+  return *mutex;
+}
+std::map<uintptr_t, size_t>& Mappings() {
+  static auto* mappings = new std::map<uintptr_t, size_t>();
+  return *mappings;
+}
+
 }  // namespace
+
+bool ReleaseMappedPages(const torch::Tensor& tensor) {
+  if (!tensor.defined() || !tensor.is_cpu() || tensor.data_ptr() == nullptr) return false;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(tensor.data_ptr());
+  const uintptr_t end = begin + tensor.numel() * tensor.element_size();
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page;  // whole pages inside [begin, end)
+  const uintptr_t last = end / page * page;
+  if (first >= last) return false;
+  std::lock_guard<std::mutex> lock(MappingsMutex());
+  auto it = Mappings().upper_bound(begin);
+  if (it == Mappings().begin()) return false;
+  --it;
+  if (end > it->first + it->second) return false;
+  return ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
+}
 
 absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
   // O_NONBLOCK so that a FIFO given by mistake fails at fstat below instead of blocking here.
@@ -65,12 +94,21 @@ absl::StatusOr<std::shared_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
   }
   // Owned from here on, so any error below unmaps.
   std::shared_ptr<SafetensorsFile> file(new SafetensorsFile(path, mapping, size));
+  if (mapping != nullptr) {
+    std::lock_guard<std::mutex> lock(MappingsMutex());
+    Mappings()[reinterpret_cast<uintptr_t>(mapping)] = size;
+  }
   LIKENESS_ASSIGN_OR_RETURN(file->header_, ParseHeader(file->bytes(), path));
   return file;
 }
 
 SafetensorsFile::~SafetensorsFile() {
-  if (mapping_ != nullptr) ::munmap(mapping_, size_);
+  if (mapping_ == nullptr) return;
+  {
+    std::lock_guard<std::mutex> lock(MappingsMutex());
+    Mappings().erase(reinterpret_cast<uintptr_t>(mapping_));
+  }
+  ::munmap(mapping_, size_);
 }
 
 std::vector<std::string> SafetensorsFile::Names() const {

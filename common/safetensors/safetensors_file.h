@@ -73,6 +73,15 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   Header header_;
 };
 
+// Drops the resident pages behind `tensor` when it is a view into a live SafetensorsFile mapping,
+// once its values have been copied elsewhere (loading a model): the checkpoint's pages are then
+// not held in memory beside the weights they were copied into. Only whole pages inside the
+// tensor's bytes are dropped. Safe because mappings are private and read-only in practice: a
+// later read faults the file's bytes back in. Do not call it for a view that was written to
+// (its private copy would be lost). Returns whether any page was dropped; false, and nothing
+// done, for a tensor that is not such a view (a heap copy, a widened F8 tensor).
+bool ReleaseMappedPages(const torch::Tensor& tensor);
+
 }  // namespace likeness::safetensors
 
 #endif  // LIKENESS_COMMON_SAFETENSORS_SAFETENSORS_FILE_H_

@@ -229,3 +229,26 @@ TEST(SafetensorsFileTest, EmptyFilesAndFoldersAreRejected) {
 
 }  // namespace
 }  // namespace likeness::safetensors
+
+namespace likeness::safetensors {
+namespace {
+
+TEST(ReleaseMappedPagesTest, DropsPagesOfMappedViewsAndRefusesHeapTensors) {
+  constexpr int64_t kFloats = int64_t{1} << 20;  // 4 MiB: many whole pages
+  const std::string path = ::likeness::testing::MakeTestTempDir("release_pages") + "/w.safetensors";
+  torch::Tensor original = torch::arange(kFloats, torch::kFloat32);
+  ASSERT_TRUE(WriteSafetensors(path, {{"w", original}}).ok());
+  auto file = SafetensorsFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  torch::Tensor view = *(*file)->Get("w");
+  torch::Tensor copy = view.clone();
+  EXPECT_TRUE(ReleaseMappedPages(view));
+  // The view still reads the file's values: dropped pages fault back in from the file.
+  EXPECT_TRUE(view.equal(original));
+  EXPECT_FALSE(ReleaseMappedPages(copy));  // heap memory: never touched
+  EXPECT_TRUE(copy.equal(original));
+  EXPECT_FALSE(ReleaseMappedPages(torch::Tensor()));
+}
+
+}  // namespace
+}  // namespace likeness::safetensors

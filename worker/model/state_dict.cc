@@ -26,7 +26,7 @@ StateDict ModuleStateDict(const torch::nn::Module& module) {
 }
 
 absl::StatusOr<LoadReport> LoadStateDict(torch::nn::Module& module, const StateDict& source,
-                                         absl::string_view source_name) {
+                                         absl::string_view source_name, const AfterCopy& after_copy) {
   const StateDict targets = ModuleStateDict(module);
   std::vector<std::string> missing;
   for (const auto& [name, target] : targets) {
@@ -49,7 +49,9 @@ absl::StatusOr<LoadReport> LoadStateDict(torch::nn::Module& module, const StateD
     torch::NoGradGuard no_grad;
     for (const auto& [name, target] : targets) {
       torch::Tensor t = target;  // Shares storage with the module's tensor.
-      t.copy_(source.at(name));
+      const torch::Tensor& from = source.at(name);
+      t.copy_(from);
+      if (after_copy) after_copy(from);
       ++report.loaded;
     }
   } catch (const c10::Error& e) {

@@ -16,6 +16,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,9 +37,14 @@ struct LoadReport {
   std::vector<std::string> unexpected;  // In the source, not in the module.
 };
 
-// `source_name` (a file or folder) goes into every error message.
+// Called with each source tensor right after its values were copied into the module.
+using AfterCopy = std::function<void(const torch::Tensor& source)>;
+
+// `source_name` (a file or folder) goes into every error message. `after_copy` (optional) lets
+// a loader release a mapped source tensor's pages at once (safetensors::ReleaseMappedPages),
+// so the checkpoint is never resident beside the whole model.
 absl::StatusOr<LoadReport> LoadStateDict(torch::nn::Module& module, const StateDict& source,
-                                         absl::string_view source_name);
+                                         absl::string_view source_name, const AfterCopy& after_copy = nullptr);
 
 // The module's parameters and persistent buffers by name.
 StateDict ModuleStateDict(const torch::nn::Module& module);

@@ -23,12 +23,10 @@ namespace {
 
 using nlohmann::json;
 
-inline constexpr char kSdxlShapesEnv[] = "LIKENESS_SDXL_SHAPES";
 inline constexpr char kSdxlBaseSource[] = "SDXL base 1.0";
 
 json Shapes() {
-  return testing::ReadJson(
-      likeness::testing::DataPath(kSdxlShapesEnv, "sdxl/sdxl_base_state_dict_shapes.json"));
+  return testing::ReadJson(likeness::testing::SdxlShapesPath());
 }
 
 SdxlComponents MetaComponents(const json& shapes) {

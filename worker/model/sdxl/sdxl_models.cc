@@ -1,6 +1,7 @@
 #include "worker/model/sdxl/sdxl_models.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/safetensors/safetensors_file.h"
 #include "common/status_macros.h"
 #include "worker/model/checkpoint/checkpoint_kind.h"
 #include "worker/model/checkpoint/diffusers_folder.h"
@@ -29,9 +30,12 @@ absl::Status LoadComponentWeights(SdxlModels& models, const std::string& name, c
                                   const std::string& source, SdxlLoadReport* report) {
   torch::nn::Module* module = models.Component(name);
   const std::string where = absl::StrCat(source, " (", name, ")");
+  // Each source tensor's mapped pages are dropped right after its copy: the checkpoint is
+  // never resident beside the whole model (peak memory is the weights plus one tensor).
+  const AfterCopy release = [](const torch::Tensor& t) { safetensors::ReleaseMappedPages(t); };
   absl::StatusOr<LoadReport> loaded = name == "text_encoder" || name == "text_encoder_2"
-                                          ? LoadClipTextStateDict(*module, weights, where)
-                                          : LoadStateDict(*module, weights, where);
+                                          ? LoadClipTextStateDict(*module, weights, where, release)
+                                          : LoadStateDict(*module, weights, where, release);
   if (!loaded.ok()) return loaded.status();
   if (report != nullptr) {
     for (const std::string& u : loaded->unexpected) report->unexpected.push_back(absl::StrCat(name, ": ", u));

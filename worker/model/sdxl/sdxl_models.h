@@ -7,8 +7,9 @@
 //      parsed by the module's own FromJson, so a bad config names its field.
 //   3. The module is built with UNINITIALISED parameters in the target dtype and device
 //      (ScopedParameterOptions) and the file's tensors, which are views of the mapped file, are
-//      copied in once by LoadStateDict. Peak memory is therefore the weights in the target
-//      dtype plus the page cache of the mapping, never a second full copy.
+//      copied in once by LoadStateDict, each source's pages dropped right after its copy
+//      (safetensors::ReleaseMappedPages). Peak memory is the weights in the target dtype plus
+//      about one tensor of the checkpoint, never a second full copy.
 //   4. Missing tensors and shape mismatches fail the load; unexpected tensors are reported.
 #ifndef LIKENESS_WORKER_MODEL_SDXL_SDXL_MODELS_H_
 #define LIKENESS_WORKER_MODEL_SDXL_SDXL_MODELS_H_

@@ -102,8 +102,8 @@ ClipTextOutput CLIPTextModelWithProjectionImpl::forward(const torch::Tensor& inp
 }
 
 absl::StatusOr<LoadReport> LoadClipTextStateDict(torch::nn::Module& model, const StateDict& source,
-                                                 absl::string_view source_name) {
-  LIKENESS_ASSIGN_OR_RETURN(LoadReport report, LoadStateDict(model, source, source_name));
+                                                 absl::string_view source_name, const AfterCopy& after_copy) {
+  LIKENESS_ASSIGN_OR_RETURN(LoadReport report, LoadStateDict(model, source, source_name, after_copy));
   report.unexpected.erase(
       std::remove_if(report.unexpected.begin(), report.unexpected.end(), IsIgnorableKey),
       report.unexpected.end());

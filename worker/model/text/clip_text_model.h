@@ -123,7 +123,8 @@ TORCH_MODULE(CLIPTextModelWithProjection);
 // kClipTextIgnorableKeys removed from the report's `unexpected`. Any other unexpected tensor is
 // left in the report for the caller to report.
 absl::StatusOr<LoadReport> LoadClipTextStateDict(torch::nn::Module& model, const StateDict& source,
-                                                 absl::string_view source_name);
+                                                 absl::string_view source_name,
+                                                 const AfterCopy& after_copy = nullptr);
 
 }  // namespace likeness::model
 
