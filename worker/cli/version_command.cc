@@ -1,6 +1,7 @@
 #include <ostream>
 
 #include "kernels/kernels_info.h"
+#include "kernels/nccl_info.h"
 #include "worker/cli/commands.h"
 
 namespace likeness::cli {
@@ -14,7 +15,7 @@ Command MakeVersionCommand() {
     out << "likeness " << LIKENESS_VERSION << "\n"
         << "cuda: " << (kernels::CompiledWithCuda() ? "compiled (" + kernels::CompiledCudaArchitectures() + ")" : "not compiled")
         << ", devices visible: " << kernels::CudaDeviceCount() << "\n"
-        << "nccl: " << (LIKENESS_HAVE_NCCL ? "linked" : "not linked") << "\n"
+        << "nccl: " << (kernels::NcclVersion().empty() ? "not linked" : "linked, version " + kernels::NcclVersion()) << "\n"
         << "mpi: " << (LIKENESS_HAVE_MPI ? "linked" : "not linked") << "\n";
     return kExitOk;
   };
