@@ -10,6 +10,8 @@ Command MakeVersionCommand();
 Command MakeTokenizeCommand();
 Command MakePrepareCommand();
 Command MakeInspectCommand();
+Command MakeGenerateCommand();
+Command MakeEvaluateCommand();
 
 }  // namespace likeness::cli
 

@@ -16,6 +16,8 @@ constexpr char kAbout[] =
 int main(int argc, char** argv) {
   using namespace likeness::cli;
   const std::vector<Command> commands = {
+      MakeEvaluateCommand(),
+      MakeGenerateCommand(),
       MakeInspectCommand(),
       MakePrepareCommand(),
       MakeTokenizeCommand(),

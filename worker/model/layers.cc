@@ -32,7 +32,11 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
   if (with_bias) bias = NewParameter(*this, "bias", {out_features});
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  torch::Tensor y = torch::linear(x, weight, bias);
+  for (const auto& adapter : adapters) y = adapter->Apply(x, y);
+  return y;
+}
 
 Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride_,
                        int64_t padding_, bool with_bias)
@@ -42,7 +46,9 @@ Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
-  return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  torch::Tensor y = torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  for (const auto& adapter : adapters) y = adapter->Apply(x, y);
+  return y;
 }
 
 GroupNormImpl::GroupNormImpl(int64_t num_groups_, int64_t num_channels, double eps_, bool affine)
@@ -72,7 +78,10 @@ EmbeddingImpl::EmbeddingImpl(int64_t num_embeddings, int64_t dim) {
   weight = NewParameter(*this, "weight", {num_embeddings, dim});
 }
 
-torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
+  if (adapter) return adapter->Lookup(ids, weight);
+  return torch::embedding(weight, ids);
+}
 
 void InitializeRandomly(torch::nn::Module& module, uint64_t seed) {
   torch::NoGradGuard no_grad;

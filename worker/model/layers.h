@@ -13,6 +13,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace likeness::model {
@@ -34,12 +35,34 @@ torch::TensorOptions CurrentParameterOptions();
 // An uninitialised parameter of `shape` registered on `module` under `name`.
 torch::Tensor NewParameter(torch::nn::Module& module, const std::string& name, std::vector<int64_t> shape);
 
+// Adapters change what a layer computes without touching its weights: LoRA (worker/lora) adds a
+// low-rank term to a Linear or Conv2d output, textual inversion (worker/embeddings) gives an
+// Embedding extra token rows. They are not submodules, so the model's state dict and
+// parameters() stay the base model's (a checkpoint still loads strictly, and changing a LoRA's
+// scale never copies a base weight); each adapter owns its tensors and exposes them itself when
+// it trains.
+class LayerAdapter {
+ public:
+  virtual ~LayerAdapter() = default;
+  // x: the layer's input; y: the output so far (the base output, plus earlier adapters').
+  virtual torch::Tensor Apply(const torch::Tensor& x, const torch::Tensor& y) = 0;
+};
+
+// Replaces an Embedding's lookup, for ids beyond the base table (added tokens).
+class EmbeddingAdapter {
+ public:
+  virtual ~EmbeddingAdapter() = default;
+  // ids int64 [...], base_weight [num, dim] -> [..., dim]
+  virtual torch::Tensor Lookup(const torch::Tensor& ids, const torch::Tensor& base_weight) = 0;
+};
+
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
-  // [..., in] -> [..., out]
+  // [..., in] -> [..., out], then each adapter in order.
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;  // [out, in], [out] or undefined
+  std::vector<std::shared_ptr<LayerAdapter>> adapters;
 };
 TORCH_MODULE(Linear);
 
@@ -47,10 +70,11 @@ class Conv2dImpl : public torch::nn::Module {
  public:
   Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t stride = 1,
              int64_t padding = 0, bool bias = true);
-  // [B, Cin, H, W] -> [B, Cout, H', W']
+  // [B, Cin, H, W] -> [B, Cout, H', W'], then each adapter in order.
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;  // [out, in, k, k], [out]
   int64_t stride, padding;
+  std::vector<std::shared_ptr<LayerAdapter>> adapters;
 };
 TORCH_MODULE(Conv2d);
 
@@ -77,9 +101,10 @@ TORCH_MODULE(LayerNorm);
 class EmbeddingImpl : public torch::nn::Module {
  public:
   EmbeddingImpl(int64_t num_embeddings, int64_t dim);
-  // int64 ids [...] -> [..., dim]
+  // int64 ids [...] -> [..., dim]; through `adapter` when one is set.
   torch::Tensor forward(const torch::Tensor& ids);
   torch::Tensor weight;  // [num, dim]
+  std::shared_ptr<EmbeddingAdapter> adapter;
 };
 TORCH_MODULE(Embedding);
 

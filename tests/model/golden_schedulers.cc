@@ -1,0 +1,1 @@
+// Golden checker placeholder (registers nothing yet: its cases report as skipped).

@@ -1,0 +1,1 @@
+#include "worker/sample/noise_schedule.h"

@@ -1,0 +1,1 @@
+#include "worker/sample/scheduler.h"
