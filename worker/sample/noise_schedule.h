@@ -29,15 +29,20 @@ struct NoiseScheduleConfig {
   PredictionType prediction_type = PredictionType::kEpsilon;
 };
 
-absl::StatusOr<PredictionType> ParsePredictionType(const std::string& name);  // "epsilon", "v_prediction"
+absl::StatusOr<PredictionType> ParsePredictionType(
+    const std::string& name);  // "epsilon", "v_prediction"
 std::string PredictionTypeName(PredictionType type);
+absl::StatusOr<BetaSchedule> ParseBetaSchedule(
+    const std::string& name);  // "scaled_linear", "linear"
+std::string BetaScheduleName(BetaSchedule schedule);
 
 class NoiseSchedule {
  public:
   explicit NoiseSchedule(const NoiseScheduleConfig& config = {});
 
   const NoiseScheduleConfig& config() const { return config_; }
-  // float32 [num_train_timesteps], computed in float64 and cast, as diffusers does.
+  // float32 [num_train_timesteps] on the CPU, computed as diffusers computes them (float32
+  // torch.linspace, squared for scaled_linear; float32 cumprod), so they match it bit for bit.
   const torch::Tensor& betas() const { return betas_; }
   const torch::Tensor& alphas_cumprod() const { return alphas_cumprod_; }
 
