@@ -42,6 +42,7 @@ class AddedRowsAdapter final : public model::EmbeddingAdapter {
   // host sync per call, which a text encoder (one call per prompt batch) can afford, and an id
   // past the added rows must fail rather than be clamped onto another token's vector.
   torch::Tensor Lookup(const torch::Tensor& ids, const torch::Tensor& base_weight) override;
+  std::vector<torch::Tensor> TrainableTensors() const override { return rows_; }
 
  private:
   std::vector<torch::Tensor> rows_;

@@ -83,6 +83,28 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) {
   return torch::embedding(weight, ids);
 }
 
+std::vector<torch::Tensor> TrainableTensorsOf(torch::nn::Module& module) {
+  std::vector<torch::Tensor> out;
+  for (const torch::Tensor& p : module.parameters(/*recurse=*/true)) {
+    if (p.requires_grad()) out.push_back(p);
+  }
+  auto add = [&out](const std::vector<torch::Tensor>& tensors) {
+    for (const torch::Tensor& t : tensors) {
+      if (t.requires_grad()) out.push_back(t);
+    }
+  };
+  for (const std::shared_ptr<torch::nn::Module>& child : module.modules(/*include_self=*/true)) {
+    if (auto* linear = dynamic_cast<LinearImpl*>(child.get())) {
+      for (const auto& adapter : linear->adapters) add(adapter->TrainableTensors());
+    } else if (auto* conv = dynamic_cast<Conv2dImpl*>(child.get())) {
+      for (const auto& adapter : conv->adapters) add(adapter->TrainableTensors());
+    } else if (auto* embedding = dynamic_cast<EmbeddingImpl*>(child.get())) {
+      if (embedding->adapter) add(embedding->adapter->TrainableTensors());
+    }
+  }
+  return out;
+}
+
 void InitializeRandomly(torch::nn::Module& module, uint64_t seed) {
   torch::NoGradGuard no_grad;
   torch::Generator generator = at::detail::createCPUGenerator(seed);

@@ -46,6 +46,9 @@ class LayerAdapter {
   virtual ~LayerAdapter() = default;
   // x: the layer's input; y: the output so far (the base output, plus earlier adapters').
   virtual torch::Tensor Apply(const torch::Tensor& x, const torch::Tensor& y) = 0;
+  // The tensors this adapter trains. Activation checkpointing must take gradients for them
+  // too, since they are not the module's registered parameters.
+  virtual std::vector<torch::Tensor> TrainableTensors() const { return {}; }
 };
 
 // Replaces an Embedding's lookup, for ids beyond the base table (added tokens).
@@ -54,7 +57,12 @@ class EmbeddingAdapter {
   virtual ~EmbeddingAdapter() = default;
   // ids int64 [...], base_weight [num, dim] -> [..., dim]
   virtual torch::Tensor Lookup(const torch::Tensor& ids, const torch::Tensor& base_weight) = 0;
+  virtual std::vector<torch::Tensor> TrainableTensors() const { return {}; }
 };
+
+// What `module` trains (recursively): its parameters that require grad, then the trainable
+// tensors of the adapters on its layers, in module order.
+std::vector<torch::Tensor> TrainableTensorsOf(torch::nn::Module& module);
 
 class LinearImpl : public torch::nn::Module {
  public:

@@ -1,6 +1,9 @@
 #include "worker/model/unet/activation_checkpoint.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "worker/model/layers.h"
 
 namespace likeness::model::unet {
 namespace {
@@ -13,7 +16,33 @@ struct Recompute : torch::CustomClassHolder {
   CheckpointedFn fn;
   size_t num_inputs = 0;
   std::vector<torch::Tensor> params;  // the module's parameters that require grad
+  // The random generators' states when forward ran, so the recomputation draws the same
+  // dropout masks (a LoRA's dropout) as the forward it replays.
+  std::vector<std::pair<torch::Device, torch::Tensor>> rng_states;
 };
+
+// The default generator of each device `tensors` live on (the CPU's always).
+std::vector<std::pair<torch::Device, torch::Tensor>> CaptureRngStates(
+    const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Device> devices = {torch::kCPU};
+  for (const torch::Tensor& t : tensors) {
+    if (std::find(devices.begin(), devices.end(), t.device()) == devices.end()) {
+      devices.push_back(t.device());
+    }
+  }
+  std::vector<std::pair<torch::Device, torch::Tensor>> states;
+  for (const torch::Device& device : devices) {
+    states.emplace_back(device, at::globalContext().defaultGenerator(device).get_state());
+  }
+  return states;
+}
+
+void RestoreRngStates(const std::vector<std::pair<torch::Device, torch::Tensor>>& states) {
+  for (const auto& [device, state] : states) {
+    at::Generator generator = at::globalContext().defaultGenerator(device);  // a shared handle
+    generator.set_state(state);
+  }
+}
 
 class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
  public:
@@ -24,6 +53,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
         inputs_and_params.begin(),
         inputs_and_params.begin() + static_cast<int64_t>(recompute->num_inputs));
     ctx->save_for_backward(inputs);
+    recompute->rng_states = CaptureRngStates(inputs);
     torch::Tensor out;
     {
       torch::NoGradGuard no_grad;
@@ -54,8 +84,12 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     }
     torch::Tensor out;
     {
+      // Replay forward's random draws, then give the generators back their current states.
+      const auto current = CaptureRngStates(inputs);
+      RestoreRngStates(recompute->rng_states);
       torch::AutoGradMode grad_mode(true);
       out = recompute->fn(inputs);
+      RestoreRngStates(current);
     }
     torch::Tensor grad_out = grad_outputs[0].defined() ? grad_outputs[0] : torch::zeros_like(out);
     const variable_list grads =
@@ -73,9 +107,7 @@ torch::Tensor CheckpointedCall(torch::nn::Module& module, const std::vector<torc
                                const CheckpointedFn& fn) {
   if (!torch::GradMode::is_enabled()) return fn(inputs);
   auto recompute = c10::make_intrusive<Recompute>();
-  for (const torch::Tensor& p : module.parameters(/*recurse=*/true)) {
-    if (p.requires_grad()) recompute->params.push_back(p);
-  }
+  recompute->params = model::TrainableTensorsOf(module);
   bool any_input_requires_grad = false;
   for (const torch::Tensor& t : inputs)
     any_input_requires_grad = any_input_requires_grad || t.requires_grad();
