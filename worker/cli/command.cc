@@ -31,6 +31,11 @@ const std::string& Args::Get(const std::string& name) const {
   return it == values_.end() ? *kEmpty : it->second;
 }
 
+std::vector<std::string> Args::GetAll(const std::string& name) const {
+  auto it = all_.find(name);
+  return it == all_.end() ? std::vector<std::string>{} : it->second;
+}
+
 absl::StatusOr<long long> Args::GetInt(const std::string& name) const {
   long long value = 0;
   if (!absl::SimpleAtoi(Get(name), &value)) {
@@ -88,8 +93,12 @@ absl::StatusOr<Args> ParseArgs(const Command& command, const std::vector<std::st
       }
       value = argv[++i];
     }
+    if (args.given_.count(name) > 0 && !option->repeated) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " given twice"));
+    }
     args.values_[name] = value;
     args.given_[name] = true;
+    args.all_[name].push_back(value);
   }
   const int count = static_cast<int>(args.positional_.size());
   if (count < command.min_positional) {
@@ -112,6 +121,7 @@ std::string CommandHelp(const std::string& program, const Command& command) {
   for (const Option& option : command.options) {
     std::string left = "  --" + option.name;
     if (!option.value_name.empty()) left += " " + option.value_name;
+    if (option.repeated) left += " ...";
     out << left;
     if (left.size() + 2 > static_cast<size_t>(kHelpColumn)) {
       out << "\n" << std::string(kHelpColumn, ' ');

@@ -25,6 +25,7 @@ struct Option {
   std::string value_name;     // "PATH"; empty for a switch that takes no value.
   std::string help;
   std::string default_value;  // Shown in help; returned by Args::Get when not given.
+  bool repeated = false;      // May be given several times; read with Args::GetAll.
 };
 
 class Args {
@@ -32,6 +33,8 @@ class Args {
   const std::string& Get(const std::string& name) const;
   bool Given(const std::string& name) const { return given_.count(name) > 0; }
   bool Switch(const std::string& name) const { return Given(name); }
+  // Every value of a repeated option, in command-line order (empty when not given).
+  std::vector<std::string> GetAll(const std::string& name) const;
   // Parses the value as an integer; the error names the option and the value.
   absl::StatusOr<long long> GetInt(const std::string& name) const;
   absl::StatusOr<double> GetDouble(const std::string& name) const;
@@ -41,6 +44,7 @@ class Args {
   friend absl::StatusOr<Args> ParseArgs(const struct Command&, const std::vector<std::string>&);
   std::map<std::string, std::string> values_;
   std::map<std::string, bool> given_;
+  std::map<std::string, std::vector<std::string>> all_;
   std::vector<std::string> positional_;
 };
 
