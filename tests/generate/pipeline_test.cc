@@ -10,6 +10,9 @@
 #include "nlohmann/json.hpp"
 #include "tests/test_data.h"
 #include "worker/generate/denoise.h"
+#include "worker/generate/file_hash.h"
+#include "worker/generate/personalize.h"
+#include "worker/lora/lora_network.h"
 #include "worker/image/image_io.h"
 #include "worker/model/state_dict.h"
 #include "worker/model/unet/unet2d_condition.h"
@@ -255,6 +258,46 @@ TEST_F(PipelineFilesTest, ErrorsNameTheSetting) {
   settings.init_image = init_path_;
   settings.mask = dir_ + "/small_mask.png";
   EXPECT_NE(std::string(pipeline_->Generate(settings).status().message()).find("must match"),
+            std::string::npos);
+}
+
+TEST_F(PipelineFilesTest, LoraFromAFileAppliesWithItsScaleAndIsRecorded) {
+  // A LoRA with non-zero up matrices, saved in kohya format, then detached again.
+  const std::string lora_path = dir_ + "/subject.safetensors";
+  {
+    lora::LoraTrainOptions options;
+    options.freeze_base = false;
+    absl::StatusOr<std::unique_ptr<lora::LoraNetwork>> network =
+        lora::LoraNetwork::CreateTrainable(pipeline_->models(), options);
+    ASSERT_TRUE(network.ok()) << network.status();
+    torch::NoGradGuard no_grad;
+    for (torch::Tensor& t : (*network)->TrainableTensors()) t.normal_(0.0, 0.5);
+    ASSERT_TRUE((*network)->Save(lora_path).ok());
+  }
+  const auto base = Run(BaseSettings())[0].image.pixels;
+  auto generate_with_scale = [&](double scale) {
+    Pipeline pipeline(pipeline_->models(), pipeline_->clip_tokenizer(), pipeline_->info());
+    v1::GenerateConfig config;
+    v1::LoraRef* ref = config.add_loras();
+    ref->set_path(lora_path);
+    ref->set_scale(scale);
+    EXPECT_TRUE(ApplyPersonalization(config, pipeline).ok());
+    absl::StatusOr<std::vector<GeneratedImage>> images = pipeline.Generate(BaseSettings());
+    EXPECT_TRUE(images.ok()) << images.status();
+    return *images;
+  };  // each pipeline detaches its LoRA when it goes
+  EXPECT_EQ(generate_with_scale(0.0)[0].image.pixels, base);
+  const std::vector<GeneratedImage> with_lora = generate_with_scale(1.0);
+  EXPECT_NE(with_lora[0].image.pixels, base);
+  ASSERT_EQ(with_lora[0].parameters.loras.size(), 1u);
+  EXPECT_EQ(with_lora[0].parameters.loras[0].name, "subject");
+  EXPECT_EQ(with_lora[0].parameters.loras[0].hash.size(), kLoraShortHashDigits);
+  EXPECT_EQ(Run(BaseSettings())[0].image.pixels, base);  // detached: the base model is back
+
+  v1::GenerateConfig missing;
+  missing.add_loras()->set_path(dir_ + "/nope.safetensors");
+  Pipeline pipeline(pipeline_->models(), pipeline_->clip_tokenizer(), pipeline_->info());
+  EXPECT_NE(std::string(ApplyPersonalization(missing, pipeline).message()).find("nope.safetensors"),
             std::string::npos);
 }
 
