@@ -12,6 +12,7 @@
 #include "worker/generate/denoise.h"
 #include "worker/generate/file_hash.h"
 #include "worker/generate/personalize.h"
+#include "worker/embeddings/textual_inversion.h"
 #include "worker/lora/lora_network.h"
 #include "worker/image/image_io.h"
 #include "worker/model/state_dict.h"
@@ -299,6 +300,32 @@ TEST_F(PipelineFilesTest, LoraFromAFileAppliesWithItsScaleAndIsRecorded) {
   Pipeline pipeline(pipeline_->models(), pipeline_->clip_tokenizer(), pipeline_->info());
   EXPECT_NE(std::string(ApplyPersonalization(missing, pipeline).message()).find("nope.safetensors"),
             std::string::npos);
+}
+
+TEST_F(PipelineFilesTest, EmbeddingFromAFileIsCalledByItsToken) {
+  // An embedding initialised from "dog", saved as clip_l/clip_g under the token "sksdog".
+  const std::string path = dir_ + "/sksdog.safetensors";
+  {
+    absl::StatusOr<std::unique_ptr<embeddings::SdxlTextualInversion>> ti =
+        embeddings::SdxlTextualInversion::Attach(pipeline_->models(), pipeline_->clip_tokenizer(),
+                                                 pipeline_->clip_tokenizer());
+    ASSERT_TRUE(ti.ok()) << ti.status();
+    ASSERT_TRUE((*ti)->AddTokenFromWord("sksdog", 1, "dog").ok());
+    ASSERT_TRUE((*ti)->Save("sksdog", path).ok());
+  }
+  GenerationSettings with_word = BaseSettings();
+  with_word.prompts = {"a photo of a dog"};
+  const auto expected = Run(with_word)[0].image.pixels;
+  Pipeline pipeline(pipeline_->models(), pipeline_->clip_tokenizer(), pipeline_->info());
+  v1::GenerateConfig config;
+  config.add_embeddings()->set_path(path);  // token: the file stem
+  ASSERT_TRUE(ApplyPersonalization(config, pipeline).ok());
+  GenerationSettings with_token = BaseSettings();
+  with_token.prompts = {"a photo of a sksdog"};
+  absl::StatusOr<std::vector<GeneratedImage>> images = pipeline.Generate(with_token);
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ((*images)[0].image.pixels, expected);
+  EXPECT_NE((*images)[0].parameters.Field("TI hashes").find("sksdog: "), std::string::npos);
 }
 
 TEST(GenerateSettingsTest, DefaultsAndErrors) {
