@@ -52,6 +52,18 @@ class Loop {
   explicit Loop(const DenoiseRequest& r) : r_(r), unet_(r.unet) {
     const torch::Tensor& weight = r.unet->conv_in->weight;
     unet_options_ = torch::TensorOptions().dtype(weight.scalar_type()).device(weight.device());
+    // The sampler state lives on the UNet's device in float32; the request's tensors may come
+    // from the CPU (noise from CPU generators, masks), so they move over once, here.
+    const torch::TensorOptions state = torch::TensorOptions().dtype(torch::kFloat32).device(weight.device());
+    if (r.inpaint != nullptr) {
+      inpaint_ = *r.inpaint;
+      inpaint_.mask = inpaint_.mask.to(state);
+      inpaint_.image_latents = inpaint_.image_latents.to(state);
+      inpaint_.noise = inpaint_.noise.to(state);
+      if (inpaint_.masked_image_latents.defined()) {
+        inpaint_.masked_image_latents = inpaint_.masked_image_latents.to(state);
+      }
+    }
     total_ = DenoiseEvaluations(r.scheduler->num_steps(), r.begin_index,
                                 r.inpaint ? r.inpaint->jump_length : 0,
                                 r.inpaint ? r.inpaint->jump_samples : 1);
@@ -67,7 +79,7 @@ class Loop {
   }
 
   torch::Tensor Run() {
-    torch::Tensor latents = r_.latents.to(torch::kFloat32);
+    torch::Tensor latents = r_.latents.to(unet_options_.device(), torch::kFloat32);
     sample::Scheduler& scheduler = *r_.scheduler;
     const int64_t steps = scheduler.num_steps();
     const int jump_length = r_.inpaint ? r_.inpaint->jump_length : 0;
@@ -95,9 +107,9 @@ class Loop {
   torch::Tensor OneStep(const torch::Tensor& latents, int64_t i) {
     sample::Scheduler& scheduler = *r_.scheduler;
     torch::Tensor x_in = scheduler.ScaleModelInput(latents, i);
-    if (r_.inpaint != nullptr && r_.inpaint->masked_image_latents.defined()) {
-      x_in = torch::cat({x_in, r_.inpaint->mask.to(x_in.dtype()),
-                         r_.inpaint->masked_image_latents.to(x_in.dtype())},
+    if (r_.inpaint != nullptr && inpaint_.masked_image_latents.defined()) {
+      x_in = torch::cat({x_in, inpaint_.mask.to(x_in.dtype()),
+                         inpaint_.masked_image_latents.to(x_in.dtype())},
                         1);
     }
     const bool guided = UsesGuidance(r_);
@@ -122,10 +134,9 @@ class Loop {
     torch::Tensor noise;
     if (scheduler.NeedsStepNoise()) noise = StepNoise(latents);
     torch::Tensor next = scheduler.Step(eps, i, latents, noise).prev_sample;
-    if (r_.inpaint != nullptr && !r_.inpaint->masked_image_latents.defined()) {
-      const torch::Tensor known =
-          scheduler.AddNoise(r_.inpaint->image_latents, r_.inpaint->noise, i + 1);
-      const torch::Tensor m = r_.inpaint->mask.to(next.dtype());
+    if (r_.inpaint != nullptr && !inpaint_.masked_image_latents.defined()) {
+      const torch::Tensor known = scheduler.AddNoise(inpaint_.image_latents, inpaint_.noise, i + 1);
+      const torch::Tensor m = inpaint_.mask.to(next.dtype());
       next = known * (1 - m) + next * m;
     }
     if (r_.progress) r_.progress(++done_, total_);
@@ -135,6 +146,7 @@ class Loop {
   const DenoiseRequest& r_;
   model::unet::UNet2DConditionModel unet_;  // a handle: the request's is const
   torch::TensorOptions unet_options_;
+  InpaintLatents inpaint_;  // the request's, on the UNet's device
   torch::Tensor embeds_, pooled_, time_ids_;
   int64_t done_ = 0;
   int64_t total_ = 0;
