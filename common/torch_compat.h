@@ -31,6 +31,37 @@ inline constexpr bool kHasScaledDotProductAttention = true;
 inline constexpr bool kHasScaledDotProductAttention = false;
 #endif
 
+// softmax(scale * q k^T + mask) v through at::scaled_dot_product_attention (torch picks flash,
+// cuDNN or memory-efficient kernels); 1.13 has no such op and callers check the flag first.
+inline torch::Tensor ScaledDotProductAttention(const torch::Tensor& q, const torch::Tensor& k,
+                                               const torch::Tensor& v, const torch::Tensor& mask,
+                                               double scale) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, mask.defined() ? c10::optional<at::Tensor>(mask) : c10::nullopt,
+                                          /*dropout_p=*/0.0, /*is_causal=*/false, scale);
+#else
+  TORCH_CHECK(false, "scaled_dot_product_attention needs libtorch 2.x (this is ", TORCH_VERSION, ")");
+  return {};
+#endif
+}
+
+// The backends of at::scaled_dot_product_attention, one at a time (benchmarks compare them).
+enum class SdpaBackend { kAll, kFlash, kEfficient, kCudnn, kMath };
+// Enables only `backend` (kAll: every one). False where this libtorch lacks it.
+inline bool SelectSdpaBackend(SdpaBackend backend) {
+#if TORCH_VERSION_MAJOR >= 2
+  auto& context = at::globalContext();
+  const bool all = backend == SdpaBackend::kAll;
+  context.setSDPUseFlash(all || backend == SdpaBackend::kFlash);
+  context.setSDPUseMemEfficient(all || backend == SdpaBackend::kEfficient);
+  context.setSDPUseMath(all || backend == SdpaBackend::kMath);
+  context.setSDPUseCuDNN(all || backend == SdpaBackend::kCudnn);
+  return true;
+#else
+  return backend == SdpaBackend::kAll;
+#endif
+}
+
 }  // namespace likeness::compat
 
 #endif  // LIKENESS_COMMON_TORCH_COMPAT_H_

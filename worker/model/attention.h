@@ -8,13 +8,25 @@
 #include <torch/torch.h>
 
 #include <optional>
+#include <string>
 
 namespace likeness::model {
 
 enum class AttentionBackend {
-  kAuto,       // the fused kernel where it applies, else the math reference
+  kAuto,       // CUDA: the fused kernel where it applies, else torch's SDPA (libtorch 2.x), else
+               // the math reference; CPU: the math reference (the golden tests' bit-exact path)
   kReference,  // always the math reference (for tests and debugging)
+  kFused,      // always the fused kernel; an error where it does not apply
+  kTorchSdpa,  // at::scaled_dot_product_attention (libtorch 2.x); an error on 1.13
 };
+
+// The backend kAuto resolves to for the process, settable by LIKENESS_ATTENTION
+// (auto | fused | sdpa | reference) or SetDefaultAttentionBackend.
+inline constexpr char kAttentionBackendEnv[] = "LIKENESS_ATTENTION";
+AttentionBackend DefaultAttentionBackend();
+void SetDefaultAttentionBackend(AttentionBackend backend);
+// "auto", "fused", "sdpa", "reference"; nullopt for anything else.
+std::optional<AttentionBackend> ParseAttentionBackend(const std::string& name);
 
 struct AttentionOptions {
   // Softmax scale; 1/sqrt(head_dim) when unset.
