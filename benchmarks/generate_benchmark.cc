@@ -4,7 +4,11 @@
 //   generate_benchmark --model PATH [--model-config JSON]        # a checkpoint
 //   generate_benchmark --arch sdxl-base                           # SDXL, random weights (GPU)
 //     [--size 1024x1024] [--steps 30] [--sampler euler] [--cfg 5] [--repeats 5] [--warmup 1]
-//     [--dtype bfloat16] [--device cuda] [--vocab PATH]
+//     [--dtype bfloat16] [--device cuda] [--vocab PATH] [--json PATH]
+//
+// --json PATH appends the common benchmark record (benchmarks/bench_record.h) to PATH:
+// seconds_per_image and seconds_per_step, median/min/max over the repeats. The test switch
+// LIKENESS_BENCH_INJECT_DELAY_MS (bench_switches.h) adds that many ms to every sampling step.
 //
 // The anchor for SDXL 1024², 30 steps, CFG on an H100: diffusers ≈ 2.5 s/image, TensorRT ≈ 1.5 s.
 // Results are checked before they are reported: every image must be finite and the same seed
@@ -13,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -22,6 +27,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "benchmarks/bench_record.h"
+#include "benchmarks/bench_switches.h"
 #include "nlohmann/json.hpp"
 #include "worker/generate/pipeline.h"
 #include "worker/model/layers.h"
@@ -145,6 +152,7 @@ int main(int argc, char** argv) {
     const Clock::time_point start = Clock::now();
     absl::StatusOr<std::vector<generate::GeneratedImage>> images = pipeline->Generate(
         *settings, [&](const generate::GenerateProgress& p) {
+          bench::SleepInjectedDelay();  // a test switch; no-op in real runs
           if (p.evaluations_done == 1) first_step = Clock::now();
           last_step = Clock::now();
           evaluations = p.evaluations_done;
@@ -194,5 +202,27 @@ int main(int argc, char** argv) {
             << dtype_name << " on " << device.str() << ": " << Median(image_seconds)
             << " s/image (median of " << repeats << "), " << Median(step_seconds) << " s/step\n";
   std::cout << result.dump() << "\n";
+  if (flags.count("json")) {
+    bench::BenchRecord record = bench::NewRecord("generate");
+    record.machine.libtorch = TORCH_VERSION;
+    // The model by file name, not path: the same checkpoint is the same series wherever the
+    // data folder is mounted.
+    record.config = {{"model", flags.count("arch")
+                                   ? model_label
+                                   : std::filesystem::path(model_label).filename().string()},
+                     {"size", result["size"]},
+                     {"steps", steps},
+                     {"cfg", cfg},
+                     {"sampler", config.sampler()},
+                     {"dtype", dtype_name},
+                     {"device", device.str()},
+                     {"threads", torch::get_num_threads()}};
+    record.figures = {
+        bench::SummarizeRepeats("seconds_per_image", "s", bench::Better::kLower, image_seconds),
+        bench::SummarizeRepeats("seconds_per_step", "s", bench::Better::kLower, step_seconds)};
+    record.extra["warmup"] = warmup;
+    const absl::Status appended = bench::AppendRecord(flags.at("json"), record);
+    if (!appended.ok()) return Fail(std::string(appended.message()));
+  }
   return 0;
 }

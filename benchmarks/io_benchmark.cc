@@ -4,11 +4,16 @@
 // megapixels/s for images, tokens/s for text, bytes/s for files.
 //
 //   build/bin/io_benchmark [--benchmark_filter=Decode] [--benchmark_format=json]
+//                          [--benchmark_repetitions=5 --json PATH]
+//
+// --json PATH appends the common record (bench_record.h) per case: time per iteration and
+// the rate counters, median/min/max over the repetitions (gbench_record.h).
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
 #include <random>
 
+#include "benchmarks/gbench_record.h"
 #include "common/atomic_file.h"
 #include "common/safetensors/safetensors_file.h"
 #include "common/safetensors/writer.h"
@@ -116,4 +121,9 @@ BENCHMARK(BM_SafetensorsOpenAndRead)->Unit(benchmark::kMillisecond)->UseRealTime
 }  // namespace
 }  // namespace likeness
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  const std::string json_path = likeness::bench::TakeJsonFlag(&argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  return likeness::bench::RunAndRecord("io", json_path);
+}

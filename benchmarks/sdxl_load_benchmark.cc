@@ -2,18 +2,26 @@
 //
 //   sdxl_load_benchmark --write PATH   # SDXL base in single-file naming, random fp16 weights
 //   sdxl_load_benchmark --load PATH    # LoadSdxlModels in fp16; prints one JSON line
+//     [--model-config JSON]            # a config for checkpoints of other sizes (the golden tiny)
+//     [--json PATH]                    # also append the common record (bench_record.h)
 //
 // Run the two in separate processes (launch/bench-sdxl-load does) so the writer's memory does
 // not count against the loader. The loader reports wall time, peak resident memory (VmHWM),
 // and at the end the anonymous (the weights themselves) and file-backed (the mapped checkpoint,
-// reclaimable page cache) parts of what stays resident.
+// reclaimable page cache) parts of what stays resident. One load per process, so the record
+// has one repeat; the nightly runs the loader several times and the history merges them.
+// LIKENESS_BENCH_INJECT_DELAY_MS (bench_switches.h) adds that many ms to the timed load.
 #include <sys/resource.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <string>
 
+#include "benchmarks/bench_record.h"
+#include "benchmarks/bench_switches.h"
 #include "common/safetensors/writer.h"
 #include "nlohmann/json.hpp"
 #include "worker/model/checkpoint/sgm_convert.h"
@@ -76,13 +84,21 @@ int Write(const std::string& path) {
   return 0;
 }
 
-int Load(const std::string& path) {
+int Load(const std::string& path, const std::string& model_config, const std::string& json_path) {
   model::SdxlBuildOptions options;
   options.dtype = torch::kFloat16;
+  nlohmann::json config_override = nullptr;
+  if (!model_config.empty()) {
+    std::ifstream in(model_config);
+    config_override = nlohmann::json::parse(in, nullptr, false);
+    if (config_override.is_discarded()) return std::cerr << "--model-config: not JSON\n", 1;
+    if (config_override.contains("config")) config_override = config_override["config"];
+  }
   const int64_t before = StatusBytes("VmRSS");
   const auto start = std::chrono::steady_clock::now();
   model::SdxlLoadReport report;
-  auto models = model::LoadSdxlModels(path, options, &report);
+  auto models = model::LoadSdxlModels(path, options, &report, config_override);
+  bench::SleepInjectedDelay();  // a test switch; no-op in real runs
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!models.ok()) return std::cerr << models.status() << "\n", 1;
   int64_t weight_bytes = 0;
@@ -100,15 +116,37 @@ int Load(const std::string& path) {
                               {"unexpected", report.unexpected.size()}}
                    .dump()
             << "\n";
+  if (json_path.empty()) return 0;
+  bench::BenchRecord record = bench::NewRecord("sdxl_load");
+  record.machine.libtorch = TORCH_VERSION;
+  record.config = {{"checkpoint", std::filesystem::path(path).filename().string()},
+                   {"format", report.format},
+                   {"dtype", "float16"}};
+  record.figures = {
+      bench::SummarizeRepeats("load_seconds", "s", bench::Better::kLower, {seconds}),
+      bench::SummarizeRepeats("peak_rss_gib", "GiB", bench::Better::kLower,
+                              {StatusBytes("VmHWM") / kGiB})};
+  record.extra["weights_gib"] = weight_bytes / kGiB;
+  const absl::Status appended = bench::AppendRecord(json_path, record);
+  if (!appended.ok()) return std::cerr << appended << "\n", 1;
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string mode = argc == 3 ? argv[1] : "";
-  if (mode == "--write") return Write(argv[2]);
-  if (mode == "--load") return Load(argv[2]);
-  std::cerr << "usage: sdxl_load_benchmark (--write | --load) PATH\n";
+  std::map<std::string, std::string> flags;
+  bool well_formed = argc >= 3 && argc % 2 == 1;
+  for (int i = 1; well_formed && i + 1 < argc; i += 2) {
+    const std::string name = argv[i];
+    well_formed = name == "--write" || name == "--load" || name == "--model-config" || name == "--json";
+    flags[name] = argv[i + 1];
+  }
+  if (well_formed && flags.count("--write") && flags.size() == 1) return Write(flags["--write"]);
+  if (well_formed && flags.count("--load") && !flags.count("--write")) {
+    return Load(flags["--load"], flags["--model-config"], flags["--json"]);
+  }
+  std::cerr << "usage: sdxl_load_benchmark --write PATH\n"
+               "       sdxl_load_benchmark --load PATH [--model-config JSON] [--json PATH]\n";
   return 2;
 }

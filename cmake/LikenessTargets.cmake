@@ -51,12 +51,14 @@ function(likeness_binary name)
   endif()
 endfunction()
 
-# likeness_test(NAME SOURCES ... [DEPS ...] [LABELS ...] [TIMEOUT s] [TORCH])
+# likeness_test(NAME SOURCES ... [DEPS ...] [LABELS ...] [TIMEOUT s] [MPI_RANKS n] [TORCH])
+# MPI_RANKS: ctest runs the binary as `mpirun -np n` (label it mpi); without mpirun it runs
+# alone and its cases GTEST_SKIP (a world of one), reported as skipped.
 # One binary per subject; the ctest name is NAME so `ctest -R tokenizer` finds it.
 # Test data defaults to ../shared/data beside the checkout; tests/test_data.h reads the
 # LIKENESS_* environment variables first (DESIGN.md).
 function(likeness_test name)
-  cmake_parse_arguments(ARG "TORCH" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "TORCH" "TIMEOUT;MPI_RANKS" "SOURCES;DEPS;LABELS" ${ARGN})
   set(bin test_${name})
   add_executable(${bin} ${ARG_SOURCES})
   set_target_properties(${bin} PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/bin)
@@ -73,8 +75,20 @@ function(likeness_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 600)
   endif()
-  add_test(NAME ${name} COMMAND ${bin})
+  if(ARG_MPI_RANKS AND MPIEXEC_EXECUTABLE)
+    # --oversubscribe: CI machines may have fewer cores than ranks. Running as root (containers)
+    # needs Open MPI's two opt-in variables; they are ignored otherwise.
+    add_test(NAME ${name} COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${ARG_MPI_RANKS}
+                                  --oversubscribe $<TARGET_FILE:${bin}>)
+    set_tests_properties(${name} PROPERTIES ENVIRONMENT
+                         "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  else()
+    add_test(NAME ${name} COMMAND ${bin})
+  endif()
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT})
+  if(ARG_MPI_RANKS)
+    set_tests_properties(${name} PROPERTIES SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+  endif()
   if("gpu" IN_LIST ARG_LABELS)
     # Without a GPU every case skips; ctest then reports the test as skipped, not passed.
     set_tests_properties(${name} PROPERTIES SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")

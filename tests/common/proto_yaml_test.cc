@@ -67,13 +67,13 @@ paste_back: yes
 
 TEST(ProtoYamlTest, OverridesReplaceListsAndReachNestedFields) {
   SweepSpec sweep;
-  ASSERT_TRUE(MergeYamlIntoProto("learning_rates: [1e-4, 2e-4]\ntrain_template: {steps: 10}",
+  ASSERT_TRUE(MergeYamlIntoProto("train: {steps: 10, validation_prompts: [a, b]}",
                                  "s.yaml", &sweep).ok());
-  ASSERT_TRUE(ApplyOverrides({"learning_rates=[5e-5]", "train_template.steps=20",
+  ASSERT_TRUE(ApplyOverrides({"train.validation_prompts=[c]", "train.steps=20",
                               "generate.prompts=a photo"}, &sweep).ok());
-  ASSERT_EQ(sweep.learning_rates_size(), 1);
-  EXPECT_DOUBLE_EQ(sweep.learning_rates(0), 5e-5);
-  EXPECT_EQ(sweep.train_template().steps(), 20);
+  ASSERT_EQ(sweep.train().validation_prompts_size(), 1);
+  EXPECT_EQ(sweep.train().validation_prompts(0), "c");
+  EXPECT_EQ(sweep.train().steps(), 20);
   EXPECT_EQ(sweep.generate().prompts(0), "a photo");
 }
 

@@ -1,9 +1,11 @@
 // The model stack on a CUDA device in bf16 and fp16 (the training and inference dtypes), against
 // the fp32 golden references. Skips without a CUDA device (CPU libtorch, or no GPU).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "common/safetensors/safetensors_file.h"
+#include "common/torch_compat.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/test_data.h"
@@ -72,6 +74,41 @@ TEST_P(CudaModelsTest, UNetForwardAndBackwardInHalfPrecision) {
   for (const auto& p : (*unet)->parameters()) {
     ASSERT_TRUE(p.grad().defined());
     EXPECT_TRUE(torch::isfinite(p.grad()).all().item<bool>());
+  }
+}
+
+// The training setup of a full fine-tune: float32 weights under bf16 autocast. Checkpointed
+// blocks recompute in backward, outside the caller's autocast guard; they must re-enter it
+// (seen failing on the H100 before: "expected scalar type BFloat16 but found Float").
+TEST_P(CudaModelsTest, CheckpointingUnderAutocastGivesTheSameGradients) {
+  const torch::Dtype dtype = GetParam();
+  const torch::Device cuda(torch::kCUDA);
+  Golden g = Open("unet_tiny_sdxl");
+  absl::StatusOr<unet::UNetConfig> config = unet::UNetConfig::FromJson(g.sidecar["config"]);
+  ASSERT_TRUE(config.ok()) << config.status();
+  ScopedParameterOptions options(torch::TensorOptions().dtype(torch::kFloat32).device(cuda));
+  absl::StatusOr<unet::UNet2DConditionModel> unet = unet::MakeUNet(*config);
+  ASSERT_TRUE(unet.ok()) << unet.status();
+  ASSERT_TRUE(LoadStateDict(**unet, *ReadStateDict(*g.file), "unet_tiny_sdxl").ok());
+  auto in = [&](const std::string& k) { return g.Get("__input__." + k).to(cuda); };
+  std::vector<torch::Tensor> grads[2];
+  for (int checkpointing = 0; checkpointing < 2; ++checkpointing) {
+    (*unet)->SetGradientCheckpointing(checkpointing == 1);
+    (*unet)->zero_grad();
+    {
+      compat::CudaAutocast autocast(dtype);
+      torch::Tensor out = (*unet)->forward(in("sample"), in("timestep"), in("encoder_hidden_states"),
+                                           in("text_embeds"), in("time_ids"));
+      (out.to(torch::kFloat32) * in("loss_weight")).sum().backward();
+    }
+    for (const auto& p : (*unet)->parameters()) grads[checkpointing].push_back(p.grad().clone());
+  }
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    // The same half-precision operations in the same order: equal up to atomics' order.
+    const double scale = std::max(grads[0][i].abs().max().item<double>(), 1e-12);
+    EXPECT_LE((grads[1][i] - grads[0][i]).abs().max().item<double>() / scale, kFp16RelTolerance)
+        << "parameter " << i;
   }
 }
 

@@ -350,15 +350,21 @@ TEST_F(TrainerTest, PriorPreservationTrainsOnClassImagesInTheBatchBucket) {
   // Class latents were made on demand, in the buckets the instance batches used.
   EXPECT_GT(trainer->cache().computed(), instance_latents);
   EXPECT_TRUE(std::isfinite(trainer->losses().at(2)));
-  // Asking for more class images than the folder has is refused, naming the field.
-  const TrainSettings too_many = Settings(v1::TRAIN_METHOD_DREAMBOOTH, "too_many", [&](auto& c) {
-    c.set_class_dir(root_ + "/class");
+  // An empty class folder with no num_class_images to generate is refused, naming the field.
+  fs::create_directories(root_ + "/empty_class");
+  const TrainSettings empty = Settings(v1::TRAIN_METHOD_DREAMBOOTH, "empty", [&](auto& c) {
+    c.set_class_dir(root_ + "/empty_class");
     c.set_class_prompt("a photo of a dog");
-    c.set_num_class_images(10);
   });
-  absl::StatusOr<std::unique_ptr<Trainer>> refused = testing::MakeTinyTrainer(too_many);
+  absl::StatusOr<std::unique_ptr<Trainer>> refused = testing::MakeTinyTrainer(empty);
   ASSERT_FALSE(refused.ok());
-  EXPECT_NE(refused.status().message().find("num_class_images"), std::string::npos);
+  EXPECT_NE(refused.status().message().find("class_dir"), std::string::npos) << refused.status();
+  // (More class images than the folder holds are generated: train_outputs_test.)
+}
+
+TEST_F(TrainerTest, ResumeIsBitIdenticalDreamBooth) {
+  // The UNet comes back from unet.safetensors, which the checkpoint stores once.
+  ExpectBitIdenticalResume(v1::TRAIN_METHOD_DREAMBOOTH);
 }
 
 }  // namespace

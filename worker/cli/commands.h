@@ -12,6 +12,13 @@ Command MakePrepareCommand();
 Command MakeInspectCommand();
 Command MakeGenerateCommand();
 Command MakeEvaluateCommand();
+Command MakeTrainCommand();
+// The coordinator's user service (sweep_commands.cc, library likeness_sweep_commands).
+Command MakeSubmitCommand();
+Command MakeStatusCommand();
+Command MakeWatchCommand();
+Command MakeResultsCommand();
+Command MakeCancelCommand();
 
 }  // namespace likeness::cli
 

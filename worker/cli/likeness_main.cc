@@ -16,12 +16,18 @@ constexpr char kAbout[] =
 int main(int argc, char** argv) {
   using namespace likeness::cli;
   const std::vector<Command> commands = {
+      MakeCancelCommand(),
       MakeEvaluateCommand(),
       MakeGenerateCommand(),
       MakeInspectCommand(),
       MakePrepareCommand(),
+      MakeResultsCommand(),
+      MakeStatusCommand(),
+      MakeSubmitCommand(),
       MakeTokenizeCommand(),
+      MakeTrainCommand(),
       MakeVersionCommand(),
+      MakeWatchCommand(),
   };
   return RunCommandLine(kAbout, commands, std::vector<std::string>(argv, argv + argc), std::cout,
                         std::cerr);

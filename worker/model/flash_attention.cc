@@ -39,6 +39,28 @@ flash::FlashDtype DtypeOf(const torch::Tensor& t) {
   return t.scalar_type() == torch::kBFloat16 ? flash::FlashDtype::kBFloat16 : flash::FlashDtype::kFloat16;
 }
 
+flash::FlashForwardParams ForwardParams(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                        const torch::Tensor& out, float* lse, double scale) {
+  flash::FlashForwardParams p;
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.out = out.data_ptr();
+  p.lse = lse;
+  p.q_strides = StridesOf(q);
+  p.k_strides = StridesOf(k);
+  p.v_strides = StridesOf(v);
+  p.out_strides = StridesOf(out);
+  p.batch = static_cast<int>(q.size(0));
+  p.heads = static_cast<int>(q.size(1));
+  p.seqlen_q = static_cast<int>(q.size(2));
+  p.seqlen_k = static_cast<int>(k.size(2));
+  p.head_dim = static_cast<int>(q.size(3));
+  p.scale = static_cast<float>(scale);
+  p.dtype = DtypeOf(q);
+  return p;
+}
+
 class FlashAttentionFunction : public torch::autograd::Function<FlashAttentionFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q,
@@ -119,21 +141,8 @@ std::string FlashAttentionUnsupported(const torch::Tensor& q, const torch::Tenso
   }
   if (q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1) return "head_dim is not contiguous";
   if (ComputeMajor(q) < kMinComputeMajor) return "device older than sm_80";
-  flash::FlashForwardParams p;
-  p.q = q.data_ptr();
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
-  p.out = q.data_ptr();  // an output like q: allocated aligned and heads-last
-  p.q_strides = StridesOf(q);
-  p.k_strides = StridesOf(k);
-  p.v_strides = StridesOf(v);
-  p.out_strides = {p.q_strides.batch, p.q_strides.head, p.q_strides.row};
-  p.batch = static_cast<int>(q.size(0));
-  p.heads = static_cast<int>(q.size(1));
-  p.seqlen_q = static_cast<int>(q.size(2));
-  p.seqlen_k = static_cast<int>(k.size(2));
-  p.head_dim = static_cast<int>(q.size(3));
-  return flash::FlashUnsupportedReason(p);
+  // The output is checked as q: allocated aligned and heads-last like it.
+  return flash::FlashUnsupportedReason(ForwardParams(q, k, v, q, nullptr, 1.0));
 }
 
 std::tuple<torch::Tensor, torch::Tensor> FlashAttentionForward(const torch::Tensor& q, const torch::Tensor& k,
@@ -143,23 +152,7 @@ std::tuple<torch::Tensor, torch::Tensor> FlashAttentionForward(const torch::Tens
   LIKENESS_CUDA_GUARD(q);
   torch::Tensor out = EmptyHeadsLast(q, q.size(2));
   torch::Tensor lse = torch::empty({q.size(0), q.size(1), q.size(2)}, q.options().dtype(torch::kFloat32));
-  flash::FlashForwardParams p;
-  p.q = q.data_ptr();
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
-  p.out = out.data_ptr();
-  p.lse = lse.data_ptr<float>();
-  p.q_strides = StridesOf(q);
-  p.k_strides = StridesOf(k);
-  p.v_strides = StridesOf(v);
-  p.out_strides = StridesOf(out);
-  p.batch = static_cast<int>(q.size(0));
-  p.heads = static_cast<int>(q.size(1));
-  p.seqlen_q = static_cast<int>(q.size(2));
-  p.seqlen_k = static_cast<int>(k.size(2));
-  p.head_dim = static_cast<int>(q.size(3));
-  p.scale = static_cast<float>(scale);
-  p.dtype = DtypeOf(q);
+  const flash::FlashForwardParams p = ForwardParams(q, k, v, out, lse.data_ptr<float>(), scale);
   const std::string error = flash::FlashForward(p, CurrentStream());
   TORCH_CHECK(error.empty(), error);
   return {out, lse};

@@ -59,6 +59,9 @@ absl::Status MetricsWriter::Write(const StepMetrics& m) {
       {"skipped_steps", m.skipped_steps},
       {"skipped", m.skipped},
   };
+  if (m.cuda_peak_memory_bytes.has_value()) {
+    record["cuda_peak_memory_bytes"] = *m.cuda_peak_memory_bytes;
+  }
   out_ << record.dump() << "\n";
   out_.flush();
   if (!out_) return absl::InternalError(absl::StrCat("cannot write ", path_));

@@ -1,7 +1,8 @@
 // Training metrics as JSON lines (<output_dir>/metrics.jsonl), one object per optimizer step,
 // beside the checkpoints so a sweep report can draw loss curves without the trainer:
 //   {"step": 12, "loss": 0.083, "smoothed_loss": 0.091, "lr": 1e-4, "grad_norm": 0.41,
-//    "images_per_second": 3.2, "peak_memory_bytes": 123456, "skipped_steps": 0, "skipped": false}
+//    "images_per_second": 3.2, "peak_memory_bytes": 123456, "skipped_steps": 0, "skipped": false,
+//    "cuda_peak_memory_bytes": 9876543}   <- on CUDA only
 // A resumed run first drops the lines after its checkpoint's step, so the file always
 // describes one uninterrupted run.
 #ifndef LIKENESS_WORKER_TRAIN_METRICS_H_
@@ -9,6 +10,7 @@
 
 #include <cstdint>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -28,12 +30,15 @@ struct StepMetrics {
   double grad_norm = 0.0;
   double images_per_second = 0.0;
   int64_t peak_memory_bytes = 0;
+  // The CUDA caching allocator's peak of bytes held by tensors since the process started;
+  // absent from the line on CPU (and when the linked libtorch has no CUDA).
+  std::optional<int64_t> cuda_peak_memory_bytes;
   int64_t skipped_steps = 0;
   bool skipped = false;
 };
 
-// Peak resident set size of this process (getrusage), in bytes. The CUDA allocator's peak is
-// the data-parallel/GPU work's to add (it needs a CUDA-aware translation unit).
+// Peak resident set size of this process (getrusage), in bytes. The CUDA allocator's peak
+// comes from common/torch_compat.h (GetCudaMemoryStats).
 int64_t PeakHostMemoryBytes();
 
 class MetricsWriter {

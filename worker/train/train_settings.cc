@@ -76,11 +76,13 @@ absl::StatusOr<TrainSettings> ResolveTrainConfig(const v1::TrainConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("train: mixed_precision: '", c.mixed_precision(), "' is not no or bf16"));
   }
-  if (s.mixed_precision == MixedPrecision::kBf16 && s.method == Method::kDreamBooth) {
-    // Full fine-tuning needs float32 master weights; bf16 weights lose small updates.
+  if (s.mixed_precision == MixedPrecision::kBf16 && s.method == Method::kDreamBooth &&
+      s.device.rfind("cuda", 0) != 0) {
+    // Full fine-tuning needs float32 master weights (bf16 weights lose small updates), so its
+    // bf16 is CUDA autocast; the CPU has no such path here.
     return absl::InvalidArgumentError(
-        "train: mixed_precision: bf16 is for LoRA and textual inversion; a full fine-tune keeps "
-        "float32 weights");
+        "train: mixed_precision: bf16 for dreambooth is CUDA autocast over float32 weights; on "
+        "the CPU use no");
   }
 
   // Data.

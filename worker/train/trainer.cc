@@ -11,8 +11,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "common/torch_compat.h"
+#include "worker/data/subject_dataset.h"
 #include "worker/model/state_dict.h"
 #include "worker/model/text/sdxl_conditioning.h"
+#include "worker/train/class_images.h"
 
 namespace likeness::train {
 namespace {
@@ -38,8 +41,11 @@ Trainer::Trainer(const TrainSettings& settings, model::SdxlModels models,
     : settings_(settings),
       hooks_(std::move(hooks)),
       device_(torch::Device(settings.device)),
-      dtype_(settings.mixed_precision == MixedPrecision::kBf16 ? torch::kBFloat16
-                                                                : torch::kFloat32),
+      // The frozen weights' dtype (RunTraining): a full fine-tune's bf16 is autocast only.
+      dtype_(settings.mixed_precision == MixedPrecision::kBf16 &&
+                     settings.method != Method::kDreamBooth
+                 ? torch::kBFloat16
+                 : torch::kFloat32),
       models_(std::move(models)),
       tokenizer_(std::move(tokenizer)),
       schedule_([&] {
@@ -76,8 +82,14 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     std::lock_guard<std::mutex> lock(default_generator.mutex());
     default_generator.set_current_seed(settings.seed);
   }
+  trainer->model_key_ = model_key;
+  // Before any adapter is attached: class images come from the untouched base model.
+  LIKENESS_RETURN_IF_ERROR(trainer->PrepareClassImages(model_key));
   LIKENESS_RETURN_IF_ERROR(trainer->SetUpTrainables());
   LIKENESS_RETURN_IF_ERROR(trainer->SetUpData(model_key));
+  // Data parallelism: every rank starts from rank 0's trainable tensors.
+  LIKENESS_RETURN_IF_ERROR(
+      trainer->reducer_->SyncParameters(trainer->optimizer_->AllParams(), trainer->step_));
   return trainer;
 }
 
@@ -187,14 +199,20 @@ absl::Status Trainer::SetUpData(const std::string& model_key) {
   LIKENESS_ASSIGN_OR_RETURN(instance_, ListTrainImages(s.instance_dir, s.caption_template,
                                                        s.instance_prompt, buckets_));
   if (s.prior_preservation()) {
-    LIKENESS_ASSIGN_OR_RETURN(class_, ListTrainImages(s.class_dir, "", s.class_prompt, buckets_));
-    if (s.num_class_images > static_cast<int>(class_.size())) {
-      // Generating the missing class images with our sampler is the next step of issue 4.
-      return absl::FailedPreconditionError(absl::StrCat(
-          "train: num_class_images: ", s.num_class_images, " asked, class_dir ", s.class_dir,
-          " holds ", class_.size(), "; add images (generating them is not implemented yet)"));
+    if (num_given_class_images_ > 0) {
+      LIKENESS_ASSIGN_OR_RETURN(class_, ListTrainImages(s.class_dir, "", s.class_prompt, buckets_));
     }
-    if (s.num_class_images > 0) class_.resize(s.num_class_images);
+    if (!generated_class_dir_.empty()) {
+      LIKENESS_ASSIGN_OR_RETURN(std::vector<TrainImage> generated,
+                                ListTrainImages(generated_class_dir_, "", s.class_prompt, buckets_));
+      class_.insert(class_.end(), generated.begin(), generated.end());
+    }
+    if (class_.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "train: class_dir: ", s.class_dir, " holds no image; set num_class_images to have "
+          "them generated"));
+    }
+    if (s.num_class_images > 0) class_.resize(std::min<size_t>(class_.size(), s.num_class_images));
     for (TrainImage& image : class_) image.caption = s.class_prompt;
   }
   std::vector<int> example_buckets;
@@ -212,6 +230,32 @@ absl::Status Trainer::SetUpData(const std::string& model_key) {
           cache_->Latent(image.path, buckets_[image.bucket], flip, models_.vae).status());
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::PrepareClassImages(const std::string& model_key) {
+  const TrainSettings& s = settings_;
+  if (!s.prior_preservation()) return absl::OkStatus();
+  std::error_code error;
+  // A missing or empty class_dir is zero given images (all are generated), not an error.
+  if (std::filesystem::is_directory(s.class_dir, error) &&
+      !std::filesystem::is_empty(s.class_dir, error)) {
+    LIKENESS_ASSIGN_OR_RETURN(const std::vector<std::string> files,
+                              data::ListSubjectImages(s.class_dir));
+    num_given_class_images_ = static_cast<int>(files.size());
+  }
+  const int missing = s.num_class_images - num_given_class_images_;
+  if (missing <= 0) return absl::OkStatus();
+  ClassImageRequest request;
+  request.cache_dir = s.cache_dir;
+  request.model_key = model_key;
+  request.class_prompt = s.class_prompt;
+  request.count = missing;
+  request.resolution = s.resolution;
+  request.seed = s.seed;
+  Report("generating class images", kNaN, 0.0, 0.0);
+  LIKENESS_ASSIGN_OR_RETURN(generated_class_dir_,
+                            EnsureClassImages(request, models_, tokenizer_));
   return absl::OkStatus();
 }
 
@@ -279,21 +323,18 @@ absl::StatusOr<DiffusionLoss> Trainer::MicroBatchLoss(int64_t batch_index) {
     }
   }
   const torch::Tensor x0 = torch::stack(latents);  // [B, C, h, w] float32, CPU
-  const int64_t rows = x0.size(0);
-  // Drawn on the CPU in a fixed order, so a seed means the same noise on every device.
-  torch::Tensor noise = torch::randn(x0.sizes(), generator_, torch::kFloat32);
-  if (s.noise_offset > 0.0) {
-    // Offset noise (Guttenberg 2023): a per-channel constant lets the model shift mean brightness.
-    noise = noise + s.noise_offset * torch::randn({rows, x0.size(1), 1, 1}, generator_,
-                                                  torch::kFloat32);
-  }
-  const torch::Tensor timesteps = torch::randint(0, schedule_.config().num_train_timesteps,
-                                                 {rows}, generator_, torch::kInt64);
+  const auto [noise, timesteps] = DrawNoise(x0.sizes());
   const torch::Tensor noisy = schedule_.AddNoise(x0, noise, timesteps);
   const torch::Tensor target = schedule_.Target(x0, noise, timesteps);
   const torch::Tensor weights = s.snr_gamma > 0.0
                                     ? MinSnrWeights(schedule_.Snr(timesteps), s.snr_gamma, s.prediction)
                                     : torch::Tensor();
+  // bf16 autocast on CUDA (diffusers' --mixed_precision bf16): float32 master weights, bf16
+  // matmuls and convolutions; the loss below is computed in float32 either way.
+  std::optional<compat::CudaAutocast> autocast;
+  if (device_.is_cuda() && s.mixed_precision == MixedPrecision::kBf16) {
+    autocast.emplace(torch::kBFloat16);
+  }
   LIKENESS_ASSIGN_OR_RETURN(model::SdxlPromptEmbeds cond, Conditioning(captions));
   const auto unet_options = torch::TensorOptions().device(device_).dtype(dtype_);
   const torch::Tensor prediction = models_.unet->forward(
@@ -303,6 +344,35 @@ absl::StatusOr<DiffusionLoss> Trainer::MicroBatchLoss(int64_t batch_index) {
                               s.prior_loss_weight);
 }
 
+std::pair<torch::Tensor, torch::Tensor> Trainer::DrawNoise(at::IntArrayRef shape) {
+  const TrainSettings& s = settings_;
+  const int64_t rows = shape[0];
+  // Drawn on the CPU in a fixed order, so a seed means the same noise on every device.
+  torch::Tensor noise = torch::randn(shape, generator_, torch::kFloat32);
+  if (s.noise_offset > 0.0) {
+    // Offset noise (Guttenberg 2023): a per-channel constant lets the model shift mean brightness.
+    noise = noise + s.noise_offset * torch::randn({rows, shape[1], 1, 1}, generator_,
+                                                  torch::kFloat32);
+  }
+  const torch::Tensor timesteps = torch::randint(0, schedule_.config().num_train_timesteps,
+                                                 {rows}, generator_, torch::kInt64);
+  return {noise, timesteps};
+}
+
+absl::Status Trainer::SkipMicroBatch(int64_t batch_index) {
+  // Another rank's micro-batch: draw what MicroBatchLoss would, so that generator_ stays where
+  // one process running every micro-batch would have it (same noise, same bits).
+  const BatchRef& batch = order_->Batch(batch_index);
+  const TrainImage& first = instance_[batch.examples[0]];
+  LIKENESS_ASSIGN_OR_RETURN(CachedLatent c, cache_->Latent(first.path, buckets_[batch.bucket],
+                                                           batch.flips[0], models_.vae));
+  const int64_t rows = static_cast<int64_t>(batch.examples.size()) * (class_.empty() ? 1 : 2);
+  std::vector<int64_t> shape = {rows};  // [B, C, h, w]
+  for (const int64_t d : c.latents.sizes()) shape.push_back(d);
+  (void)DrawNoise(shape);
+  return absl::OkStatus();
+}
+
 absl::Status Trainer::Step() {
   const TrainSettings& s = settings_;
   const auto start = std::chrono::steady_clock::now();
@@ -310,9 +380,19 @@ absl::Status Trainer::Step() {
   optimizer_->ZeroGrad();
   double loss_value = 0.0;
   int64_t images = 0;
+  // Data parallelism: a step consumes world * A batches (A = gradient_accumulation_steps);
+  // rank r runs batches r*A .. r*A+A-1 of them and only draws the others' noise.
+  const int world = reducer_->world_size();
+  const int accumulation = s.gradient_accumulation_steps;
   try {
-    for (int micro = 0; micro < s.gradient_accumulation_steps; ++micro) {
-      const int64_t batch_index = step_ * s.gradient_accumulation_steps + micro;
+    for (int j = 0; j < world * accumulation; ++j) {
+      const int64_t batch_index = data_position_ + j;
+      if (j / accumulation != reducer_->rank()) {
+        LIKENESS_RETURN_IF_ERROR(SkipMicroBatch(batch_index));
+        continue;
+      }
+      const int micro = j % accumulation;
+      reducer_->PrepareBackward(micro == accumulation - 1);
       LIKENESS_ASSIGN_OR_RETURN(DiffusionLoss loss, MicroBatchLoss(batch_index));
       torch::Tensor total = loss.total;
       if (micro == 0 && hooks_.nan_loss_steps.count(step_) > 0) total = total * kNaN;
@@ -324,6 +404,9 @@ absl::Status Trainer::Step() {
     return absl::InternalError(
         absl::StrCat("train: step ", step_, ": ", e.what_without_backtrace()));
   }
+  data_position_ += world * accumulation;
+  images *= world;  // every rank ran as many images (up to a bucket's last, smaller batch)
+  LIKENESS_ASSIGN_OR_RETURN(loss_value, reducer_->AverageScalar(loss_value));
   std::vector<torch::Tensor> params = optimizer_->AllParams();
   std::vector<torch::Tensor> grads;
   grads.reserve(params.size());
@@ -361,9 +444,16 @@ absl::Status Trainer::Step() {
   m.grad_norm = grad_norm;
   m.images_per_second = seconds > 0 ? images / seconds : 0.0;
   m.peak_memory_bytes = PeakHostMemoryBytes();
+  if (device_.is_cuda()) {
+    const compat::CudaMemoryStats cuda =
+        compat::GetCudaMemoryStats(device_.index() < 0 ? 0 : device_.index());
+    if (cuda.has_cuda_allocator) m.cuda_peak_memory_bytes = cuda.peak_allocated_bytes;
+  }
   m.skipped_steps = skipped_;
   m.skipped = non_finite;
-  if (!metrics_.has_value()) {
+  // Rank 0 alone writes metrics (every rank holds the same averaged figures), after the
+  // step's last collective.
+  if (!metrics_.has_value() && reducer_->rank() == 0) {
     // Opened at the first step, so a resume has set step_ first: lines past the checkpoint go.
     std::error_code error;
     std::filesystem::create_directories(s.output_dir, error);
@@ -372,7 +462,7 @@ absl::Status Trainer::Step() {
         MetricsWriter::Open(absl::StrCat(s.output_dir, "/", kMetricsFileName), step_ - 1));
     metrics_.emplace(std::move(writer));
   }
-  LIKENESS_RETURN_IF_ERROR(metrics_->Write(m));
+  if (metrics_.has_value()) LIKENESS_RETURN_IF_ERROR(metrics_->Write(m));
   Report("step", m.loss, lr, m.images_per_second);
   if (consecutive_skips_ >= s.max_consecutive_nan_skips) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -384,7 +474,7 @@ absl::Status Trainer::Step() {
 }
 
 void Trainer::Report(const std::string& event, double loss, double lr, double images_per_second) {
-  if (!hooks_.progress) return;
+  if (!hooks_.progress || reducer_->rank() != 0) return;  // one progress stream per job
   TrainProgress p;
   p.step = step_;
   p.total_steps = settings_.steps;

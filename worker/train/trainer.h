@@ -15,6 +15,10 @@
 //   5. gradient clipping (max_grad_norm), AdamW at base_lr * LrFactor(step), EMA update.
 // A skipped step still consumes its data and its schedule step, so step s always reads the
 // same batches and has the same learning rate, skipped or not.
+// Data parallel (issue 6, worker/dist/): a step consumes world * gradient_accumulation_steps
+// batches from the checkpointed data position; rank r runs its accumulation_steps of them and
+// draws the other ranks' noise, so R ranks train exactly what one process with R times the
+// accumulation trains. Rank 0 alone writes metrics, checkpoints and validation images.
 // Run() adds validation images every validation_every steps (validation.h) and checkpoints
 // every checkpoint_every steps and at the end (checkpoint.h's commit sequence).
 //
@@ -81,6 +85,10 @@ struct TrainHooks {
   GradientReducer* reducer = nullptr;
   // Failure injection for tests: the loss of these steps (0-based) is made NaN.
   std::set<int64_t> nan_loss_steps;
+  // Polled after every step (data parallel: agreed by all ranks); true (a scheduler's
+  // preemption signal, dist/requeue.h) makes Run checkpoint and return ABORTED marked
+  // requeue.
+  std::function<bool()> stop_requested;
 };
 
 class Trainer {
@@ -103,6 +111,9 @@ class Trainer {
   absl::Status Resume(const std::string& checkpoint_dir);
   // Validation images at the current step (validation.h).
   absl::Status Validate();
+  // DreamBooth: <output_dir>/export/ (full_export.h) from the current weights (the EMA's when
+  // on); `checkpoint_dir` is the just-saved checkpoint whose files the export hard-links.
+  absl::StatusOr<std::string> ExportFullModel(const std::string& checkpoint_dir);
 
   int64_t step() const { return step_; }
   int64_t skipped_steps() const { return skipped_; }
@@ -126,14 +137,22 @@ class Trainer {
  private:
   Trainer(const TrainSettings& settings, model::SdxlModels models,
           std::shared_ptr<const text::ClipTokenizer> tokenizer, TrainHooks hooks);
+  // Prior preservation: counts class_dir's photos and generates the missing ones
+  // (class_images.h) into generated_class_dir_.
+  absl::Status PrepareClassImages(const std::string& model_key);
   absl::Status SetUpTrainables();
   absl::Status SetUpData(const std::string& model_key);
   absl::StatusOr<DiffusionLoss> MicroBatchLoss(int64_t batch_index);
+  // Noise and timesteps for latents of `shape` [B, C, h, w], drawn from generator_.
+  std::pair<torch::Tensor, torch::Tensor> DrawNoise(at::IntArrayRef shape);
+  // Another rank's micro-batch: only its draws from generator_ (data parallelism).
+  absl::Status SkipMicroBatch(int64_t batch_index);
   absl::StatusOr<model::SdxlPromptEmbeds> Conditioning(const std::vector<std::string>& captions);
   void ApplyPhase();
   void Report(const std::string& event, double loss, double lr, double images_per_second);
 
   TrainSettings settings_;
+  std::string model_key_;  // ModelKey of the base model: part of the settings fingerprint
   TrainHooks hooks_;
   torch::Device device_;
   torch::Dtype dtype_;
@@ -151,6 +170,8 @@ class Trainer {
   std::vector<Bucket> buckets_;
   std::vector<TrainImage> instance_;
   std::vector<TrainImage> class_;
+  int num_given_class_images_ = 0;   // photos in class_dir
+  std::string generated_class_dir_;  // class_images.h's folder, when some were generated
   std::unique_ptr<DataOrder> order_;
   std::unique_ptr<LatentCache> cache_;
   torch::Generator generator_;
@@ -158,6 +179,9 @@ class Trainer {
   GradientReducer* reducer_ = nullptr;
   std::optional<MetricsWriter> metrics_;
   int64_t step_ = 0;
+  // Batches consumed by all ranks together (checkpointed: a resume on another number of
+  // ranks goes on from the same data position).
+  int64_t data_position_ = 0;
   int64_t skipped_ = 0;
   int64_t consecutive_skips_ = 0;
   double smoothed_loss_ = 0.0;

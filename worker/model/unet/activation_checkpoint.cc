@@ -1,8 +1,10 @@
 #include "worker/model/unet/activation_checkpoint.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
+#include "common/torch_compat.h"
 #include "worker/model/layers.h"
 
 namespace likeness::model::unet {
@@ -19,6 +21,9 @@ struct Recompute : torch::CustomClassHolder {
   // The random generators' states when forward ran, so the recomputation draws the same
   // dropout masks (a LoRA's dropout) as the forward it replays.
   std::vector<std::pair<torch::Device, torch::Tensor>> rng_states;
+  // CUDA autocast as forward saw it: backward runs outside the trainer's guard, and recomputing
+  // in float32 what forward ran in bf16 gives other activations (and dtype errors).
+  std::optional<c10::ScalarType> autocast_dtype;
 };
 
 // The default generator of each device `tensors` live on (the CPU's always).
@@ -54,9 +59,11 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
         inputs_and_params.begin() + static_cast<int64_t>(recompute->num_inputs));
     ctx->save_for_backward(inputs);
     recompute->rng_states = CaptureRngStates(inputs);
+    recompute->autocast_dtype = compat::ActiveCudaAutocastDtype();
     torch::Tensor out;
     {
       torch::NoGradGuard no_grad;
+      const compat::AutocastCacheDisabled no_cast_cache;  // see AutocastCacheDisabled
       out = recompute->fn(inputs);
     }
     ctx->saved_data["recompute"] = c10::IValue::make_capsule(std::move(recompute));
@@ -88,6 +95,10 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
       const auto current = CaptureRngStates(inputs);
       RestoreRngStates(recompute->rng_states);
       torch::AutoGradMode grad_mode(true);
+      std::optional<compat::CudaAutocast> autocast;
+      if (recompute->autocast_dtype) autocast.emplace(*recompute->autocast_dtype);
+      // Casts made here have history, but cached they would outlive this backward's graph.
+      const compat::AutocastCacheDisabled no_cast_cache;
       out = recompute->fn(inputs);
       RestoreRngStates(current);
     }
