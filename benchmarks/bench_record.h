@@ -59,6 +59,13 @@ struct Figure {
 Figure SummarizeRepeats(std::string name, std::string unit, Better better,
                         std::vector<double> samples);
 
+// /proc/cpuinfo's "model name" ("unknown" where absent): the CPU alone, without DetectMachine's
+// nvidia-smi call.
+std::string CpuModel();
+// The upper middle of the sorted samples (0 for none): the human line and JSON fields that
+// generate_benchmark and train_benchmark printed before the common record existed.
+double UpperMedian(std::vector<double> samples);
+
 struct MachineInfo {
   std::string id;        // LIKENESS_MACHINE_ID, else the host name
   std::string cpu;       // /proc/cpuinfo "model name"

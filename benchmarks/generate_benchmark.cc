@@ -54,20 +54,6 @@ std::string Flag(const std::map<std::string, std::string>& flags, const std::str
   return it == flags.end() ? fallback : it->second;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
 int Fail(const std::string& what) {
   std::cerr << "generate_benchmark: " << what << "\n";
   return 1;
@@ -189,18 +175,18 @@ int main(int argc, char** argv) {
       {"dtype", dtype_name},
       {"device", device.str()},
       {"repeats", repeats},
-      {"seconds_per_image_median", Median(image_seconds)},
+      {"seconds_per_image_median", bench::UpperMedian(image_seconds)},
       {"seconds_per_image_min", *std::min_element(image_seconds.begin(), image_seconds.end())},
       {"seconds_per_image_max", *std::max_element(image_seconds.begin(), image_seconds.end())},
-      {"seconds_per_step_median", Median(step_seconds)},
-      {"cpu", CpuModel()},
+      {"seconds_per_step_median", bench::UpperMedian(step_seconds)},
+      {"cpu", bench::CpuModel()},
       {"threads", torch::get_num_threads()},
       {"libtorch", TORCH_VERSION},
       {"kernel", machine.release},
   };
   std::cout << "generate: " << result["size"].get<std::string>() << ", " << steps << " steps, "
-            << dtype_name << " on " << device.str() << ": " << Median(image_seconds)
-            << " s/image (median of " << repeats << "), " << Median(step_seconds) << " s/step\n";
+            << dtype_name << " on " << device.str() << ": " << bench::UpperMedian(image_seconds)
+            << " s/image (median of " << repeats << "), " << bench::UpperMedian(step_seconds) << " s/step\n";
   std::cout << result.dump() << "\n";
   if (flags.count("json")) {
     bench::BenchRecord record = bench::NewRecord("generate");

@@ -85,20 +85,6 @@ int IntFlag(const std::map<std::string, std::string>& flags, const std::string& 
   return value;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
-  }
-  return "unknown";
-}
-
 int64_t MaxRssBytes() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
@@ -178,7 +164,7 @@ int main(int argc, char** argv) {
       {"benchmark", "train_step"}, {"method", method}, {"dtype", dtype_name},
       {"device", device.str()},   {"batch", batch},   {"gradient_checkpointing", checkpointing == "on"},
       {"steps", steps},           {"warmup", warmup}, {"libtorch", TORCH_VERSION},
-      {"threads", torch::get_num_threads()},          {"cpu", CpuModel()},
+      {"threads", torch::get_num_threads()},          {"cpu", bench::CpuModel()},
   };
   if (method == "lora") result["lora_rank"] = rank;
   std::vector<double> step_seconds;
@@ -318,7 +304,7 @@ int main(int argc, char** argv) {
   } catch (const c10::Error& e) {
     return Fail(e.what_without_backtrace());
   }
-  const double median = Median(step_seconds);
+  const double median = bench::UpperMedian(step_seconds);
   double total = 0;
   for (double s : step_seconds) total += s;
   result["status"] = "ok";
